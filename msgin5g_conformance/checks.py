@@ -1,0 +1,323 @@
+"""Field templates: building messages to send and judging messages received.
+
+A template is the plain data of a ``send`` or ``expect`` step. ``${variables}`` are resolved by a
+:class:`Bindings` object, which also records which provisional profile items a check relied on.
+Judging compares a strictly parsed message with the template field by field and returns every
+:class:`~msgin5g_conformance.verdict.Finding`, so a report can show expected and found values.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from .coap.codec import CoapMessage
+from .coap.numbers import (
+    OPTION_FORMATS,
+    OPTION_NAMES,
+    MessageType,
+    OptionFormat,
+    code_name,
+    code_to_str,
+    decode_uint,
+    encode_uint,
+    option_name,
+    parse_code,
+)
+from .errors import HarnessError
+from .profile import Profile
+from .verdict import Finding
+
+VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.-]*)\}")
+
+
+class TemplateError(HarnessError):
+    """A template could not be resolved at run time (an error of the test definition)."""
+
+
+@cache
+def _validator(path: str) -> Any:
+    schema = json.loads(Path(path).read_text(encoding="utf-8"))
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)
+    return cls(schema, format_checker=cls.FORMAT_CHECKER)
+
+
+@dataclass
+class Bindings:
+    """Everything a ``${variable}`` can name during one test case."""
+
+    profile: Profile
+    case_dir: Path
+    captures: dict[str, Any] = field(default_factory=dict)
+    configs: dict[str, Any] = field(default_factory=dict)
+    used: set[str] = field(default_factory=set)
+
+    def _mark(self, item: str) -> None:
+        if item in self.profile.provisional:
+            self.used.add(item)
+
+    def lookup(self, name: str) -> Any:
+        head, _, rest = name.partition(".")
+        if head == "addr":
+            self._mark("addresses")
+            return self.profile.address_of(rest)
+        if head == "uri":
+            self._mark("single_uri" if rest == "single" else "bulk_uri")
+            return self.profile.single_path if rest == "single" else self.profile.bulk_path
+        if head == "config":
+            self._mark("config_schema")
+            if rest not in self.configs:
+                raise TemplateError(f"no configuration document is served for {rest!r}")
+            return self.configs[rest]
+        if head == "profile":
+            self._mark(rest.split(".")[0])
+            try:
+                return self.profile.value(rest)
+            except KeyError:
+                raise TemplateError(f"unknown profile key {rest!r}") from None
+        if name in self.captures:
+            return self.captures[name]
+        raise TemplateError(f"undefined variable ${{{name}}}")
+
+    def resolve(self, value: Any) -> Any:
+        """Substitute variables; a string that is exactly one variable keeps the value's type."""
+        if isinstance(value, str):
+            m = VARIABLE.fullmatch(value)
+            if m:
+                return self.lookup(m.group(1))
+
+            def sub(mm: re.Match[str]) -> str:
+                v = self.lookup(mm.group(1))
+                return v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
+
+            return VARIABLE.sub(sub, value)
+        if isinstance(value, list):
+            out: list[Any] = []
+            for v in value:
+                r = self.resolve(v)
+                # a variable holding a list inside a list splices in (e.g. [${uri.single}, extra])
+                if isinstance(v, str) and VARIABLE.fullmatch(v) and isinstance(r, list):
+                    out.extend(r)
+                else:
+                    out.append(r)
+            return out
+        if isinstance(value, dict):
+            return {k: self.resolve(v) for k, v in value.items()}
+        return value
+
+    def option_number(self, name: str) -> int:
+        if name == "recipient":
+            self._mark("recipient_option")
+            return self.profile.recipient_option
+        if name == "content-format":
+            self._mark("content_format")
+        if name.isdigit():
+            return int(name)
+        return OPTION_NAMES[name]
+
+    def schema_path(self, ref: str) -> str:
+        ref = str(self.resolve(ref))
+        if ref == self.profile.raw.get("config_schema") or Path(ref) == self.profile.config_schema_path:
+            self._mark("config_schema")
+            return str(self.profile.config_schema_path)
+        for cand in (self.case_dir / ref, self.profile.config_schema_path.parent / ref):
+            if cand.is_file():
+                return str(cand)
+        from importlib import resources
+
+        p = resources.files("msgin5g_conformance.schemas").joinpath(ref)
+        if p.is_file():
+            return str(p)
+        raise TemplateError(f"no schema file {ref!r}")
+
+
+def _fmt(number: int, bindings: Bindings) -> OptionFormat | None:
+    if number == bindings.profile.recipient_option:
+        return OptionFormat.STRING
+    return OPTION_FORMATS.get(number)
+
+
+def encode_option_value(number: int, value: Any, bindings: Bindings) -> bytes:
+    fmt = _fmt(number, bindings)
+    if isinstance(value, dict) and "hex" in value:
+        return bytes.fromhex(value["hex"])
+    if isinstance(value, bool):
+        raise TemplateError(f"{option_name(number)}: expected a value, found boolean")
+    if isinstance(value, int):
+        return encode_uint(value)
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        if fmt is OptionFormat.UINT:
+            if value.isdigit():
+                return encode_uint(int(value))
+            raise TemplateError(f"{option_name(number)}: expected an unsigned integer, found {value!r}")
+        return value.encode("utf-8")
+    raise TemplateError(f"{option_name(number)}: cannot encode {value!r}")
+
+
+def encode_payload(spec: Any, bindings: Bindings) -> bytes:
+    if spec is None:
+        return b""
+    spec = bindings.resolve(spec)
+    if "hex" in spec:
+        return bytes.fromhex(spec["hex"])
+    if "text" in spec:
+        return str(spec["text"]).encode("utf-8")
+    if "json" in spec:
+        return json.dumps(spec["json"], separators=(",", ":"), sort_keys=False).encode("utf-8")
+    if "same_as" in spec:
+        v = bindings.lookup(spec["same_as"]) if isinstance(spec["same_as"], str) else spec["same_as"]
+        return v if isinstance(v, bytes) else str(v).encode("utf-8")
+    raise TemplateError(f"cannot send payload {spec!r}")
+
+
+def build_message(template: dict[str, Any], bindings: Bindings) -> CoapMessage:
+    """The message a ``send`` step puts on the wire (Message ID filled in by the node)."""
+    t = template
+    options: list[tuple[int, bytes]] = []
+    for name, value in (t.get("options") or {}).items():
+        number = bindings.option_number(name)
+        resolved = bindings.resolve(value)
+        values = resolved if isinstance(resolved, list) else [resolved]
+        options.extend((number, encode_option_value(number, v, bindings)) for v in values)
+    options.sort(key=lambda o: o[0])
+    token = bindings.resolve(t.get("token", ""))
+    mid = bindings.resolve(t["mid"]) if "mid" in t else 0
+    return CoapMessage(
+        mtype=MessageType[t["type"]],
+        code=parse_code(bindings.resolve(t["code"])),
+        mid=int(mid),
+        token=bytes.fromhex(str(token)),
+        options=tuple(options),
+        payload=encode_payload(t.get("payload"), bindings),
+    )
+
+
+def _decode(number: int, raw: bytes, bindings: Bindings) -> Any:
+    fmt = _fmt(number, bindings)
+    if fmt is OptionFormat.UINT:
+        return decode_uint(raw)
+    if fmt is OptionFormat.STRING:
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return {"hex": raw.hex(), "invalid": "not UTF-8"}
+    return {"hex": raw.hex()}
+
+
+def _show(v: Any) -> str:
+    if isinstance(v, bytes):
+        try:
+            return repr(v.decode("utf-8"))
+        except UnicodeDecodeError:
+            return "0x" + v.hex()
+    if isinstance(v, str):
+        return repr(v)
+    return json.dumps(v) if isinstance(v, dict | list) else str(v)
+
+
+def judge(message: CoapMessage, template: dict[str, Any], bindings: Bindings) -> list[Finding]:
+    """Compare a received message with an expectation; one finding per checked field."""
+    out: list[Finding] = []
+    t = template
+    if "type" in t:
+        types = t["type"] if isinstance(t["type"], list) else [t["type"]]
+        found = MessageType(message.mtype).name
+        out.append(Finding("type", " or ".join(types), found, found in types))
+    if "code" in t:
+        want = parse_code(bindings.resolve(t["code"]))
+        out.append(Finding("code", code_name(want), code_name(message.code), want == message.code))
+    if "token" in t:
+        want_tok = str(bindings.resolve(t["token"])).lower()
+        out.append(Finding("token", want_tok or "(empty)", message.token.hex() or "(empty)",
+                           want_tok == message.token.hex()))
+    for name, spec in (t.get("options") or {}).items():
+        number = bindings.option_number(name)
+        label = f"options.{name}" if name != "recipient" else f"options.recipient ({option_name(number)})"
+        found_vals = [_decode(number, v, bindings) for v in message.option_values(number)]
+        shown = ", ".join(_show(v) for v in found_vals) if found_vals else "absent"
+        if spec is None:
+            out.append(Finding(label, "absent", shown, not found_vals))
+            continue
+        if isinstance(spec, dict) and spec.get("present") is True:
+            out.append(Finding(label, "present", shown, bool(found_vals)))
+            continue
+        resolved = bindings.resolve(spec)
+        want_vals = resolved if isinstance(resolved, list) else [resolved]
+        fmt = _fmt(number, bindings)
+        norm: list[Any] = []
+        for w in want_vals:
+            if isinstance(w, dict) and "hex" in w:
+                norm.append({"hex": w["hex"].lower()})
+            elif fmt is OptionFormat.UINT and isinstance(w, str) and w.isdigit():
+                norm.append(int(w))
+            elif fmt in (OptionFormat.OPAQUE, OptionFormat.EMPTY, None) and isinstance(w, str):
+                norm.append({"hex": w.encode("utf-8").hex()})
+            elif fmt in (OptionFormat.OPAQUE, OptionFormat.EMPTY, None) and isinstance(w, int):
+                norm.append({"hex": encode_uint(w).hex()})
+            else:
+                norm.append(w)
+        out.append(Finding(label, ", ".join(_show(v) for v in norm) or "absent", shown, norm == found_vals))
+    if "payload" in t:
+        out.append(_judge_payload(message.payload, t["payload"], bindings))
+    return out
+
+
+def _judge_payload(payload: bytes, spec: dict[str, Any], bindings: Bindings) -> Finding:
+    if "schema" in spec:
+        path = bindings.schema_path(spec["schema"])
+        try:
+            doc = json.loads(payload.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            return Finding("payload", f"JSON valid against {Path(path).name}", f"not JSON ({exc})", False)
+        errors = sorted(_validator(path).iter_errors(doc), key=lambda e: list(map(str, e.absolute_path)))
+        if errors:
+            e = errors[0]
+            where = "/".join(map(str, e.absolute_path)) or "(document)"
+            return Finding("payload", f"JSON valid against {Path(path).name}", f"{where}: {e.message}", False)
+        return Finding("payload", f"JSON valid against {Path(path).name}", "valid", True)
+    resolved = bindings.resolve(spec)
+    if "json" in resolved:
+        want = resolved["json"]
+        try:
+            doc = json.loads(payload.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            return Finding("payload", f"JSON {json.dumps(want)}", f"not JSON ({exc}): {_show(payload)}", False)
+        return Finding("payload", f"JSON {json.dumps(want)}", json.dumps(doc), doc == want)
+    if "same_as" in spec:
+        want_b = bindings.lookup(spec["same_as"])
+        want_b = want_b if isinstance(want_b, bytes) else str(want_b).encode("utf-8")
+    elif "hex" in resolved:
+        want_b = bytes.fromhex(resolved["hex"])
+    else:
+        want_b = str(resolved["text"]).encode("utf-8")
+    return Finding("payload", _show(want_b), _show(payload), want_b == payload)
+
+
+def capture_fields(message: CoapMessage, capture: dict[str, str], bindings: Bindings) -> dict[str, Any]:
+    """Values named by an ``expect`` step's ``capture`` mapping."""
+    out: dict[str, Any] = {}
+    for name, what in capture.items():
+        if what == "token":
+            out[name] = message.token.hex()
+        elif what == "mid":
+            out[name] = message.mid
+        elif what == "code":
+            out[name] = code_to_str(message.code)
+        elif what == "type":
+            out[name] = MessageType(message.mtype).name
+        elif what == "payload":
+            out[name] = message.payload
+        else:
+            number = bindings.option_number(what.split(".", 1)[1])
+            vals = [_decode(number, v, bindings) for v in message.option_values(number)]
+            out[name] = vals[0] if len(vals) == 1 else vals
+    return out

@@ -1,0 +1,158 @@
+"""``msgin5g-conformance``: run, list and lint test cases.
+
+``run`` is a thin front over pytest with the conformance plugin (one runner for both), which
+writes JUnit XML and allure-results into ``reports/`` and one pcap per case into ``pcaps/``.
+A user's mistake (bad file, unknown SUT, bad profile) is one clear line and a non-zero exit,
+never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import __version__
+from .errors import DefinitionError, UsageError
+from .loader import discover, lint, load_testcase
+from .profile import load_profile
+
+EXIT_USAGE = 2
+
+
+def default_testcases() -> Path:
+    """``./testcases`` when it exists, else the folder shipped beside the package."""
+    here = Path("testcases")
+    if here.is_dir():
+        return here
+    return Path(__file__).resolve().parent.parent / "testcases"
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="msgin5g-conformance",
+                                description="MSGin5G constrained-device configuration conformance harness "
+                                            "(3GPP TS 24.538 clause 6.2.2).")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run test cases against a SUT")
+    run.add_argument("paths", nargs="*", help="test case files or folders (default: testcases/)")
+    run.add_argument("--sut", default="reference", help="SUT adapter name (default: reference)")
+    run.add_argument("--profile", default=None, help="protocol profile YAML (default: shipped profile)")
+    run.add_argument("-k", dest="keyword", default=None, help="only cases matching this pytest -k expression")
+    run.add_argument("--role", action="append", default=[], choices=["relay", "gateway", "constrained-ue"],
+                     help="only cases of this role (repeatable)")
+    run.add_argument("--capture", default="tap", choices=["tap", "sniff"],
+                     help="tap: unprivileged (default); sniff: live capture on lo, needs root")
+    run.add_argument("--pcap-dir", default="pcaps")
+    run.add_argument("--reports-dir", default="reports")
+    run.add_argument("-n", dest="workers", default=None, help="pytest-xdist workers (e.g. 2 or auto)")
+    run.add_argument("-q", "--quiet", action="store_true")
+
+    ls = sub.add_parser("list", help="list test cases")
+    ls.add_argument("paths", nargs="*")
+    ls.add_argument("--role", action="append", default=[])
+
+    li = sub.add_parser("lint", help="check test case files without running them")
+    li.add_argument("paths", nargs="+")
+    li.add_argument("--profile", default=None)
+    return p
+
+
+def cmd_run(a: argparse.Namespace) -> int:
+    import pytest
+
+    from sut_adapters.registry import make_adapter
+
+    try:
+        load_profile(a.profile)
+        make_adapter(a.sut)
+    except (DefinitionError, UsageError) as exc:
+        print(f"msgin5g-conformance: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    paths = a.paths or [str(default_testcases())]
+    for p in paths:
+        if not Path(p).exists():
+            print(f"msgin5g-conformance: error: no such file or folder: {p}", file=sys.stderr)
+            return EXIT_USAGE
+    reports = Path(a.reports_dir)
+    args = [
+        *paths,
+        "--sut", a.sut,
+        "--wire-capture", a.capture,
+        "--pcap-dir", a.pcap_dir,
+        "--results-dir", str(reports / "results"),
+        "--alluredir", str(reports / "allure-results"),
+        "--clean-alluredir",
+        "--junitxml", str(reports / "junit.xml"),
+        "-o", "junit_family=xunit2",
+        "-p", "no:cacheprovider",
+        "-rfEs",
+        "-q" if a.quiet else "-v",
+    ]
+    if a.profile:
+        args += ["--profile", a.profile]
+    if a.keyword:
+        args += ["-k", a.keyword]
+    for r in a.role:
+        args += ["--role", r]
+    if a.workers:
+        args += ["-n", a.workers]
+    code = int(pytest.main(args))
+    if code == 5:
+        print("msgin5g-conformance: no test case matched", file=sys.stderr)
+    return code
+
+
+def cmd_list(a: argparse.Namespace) -> int:
+    paths = a.paths or [str(default_testcases())]
+    bad = 0
+    for f in discover(paths):
+        try:
+            tc = load_testcase(f)
+        except DefinitionError as exc:
+            print(exc, file=sys.stderr)
+            bad += 1
+            continue
+        if a.role and tc.role not in a.role:
+            continue
+        print(f"{tc.id:16} {tc.role:14} {tc.strength:6} {','.join(tc.requirements):40} {tc.title}")
+    return 1 if bad else 0
+
+
+def cmd_lint(a: argparse.Namespace) -> int:
+    try:
+        profile = load_profile(a.profile)
+    except DefinitionError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    for p in a.paths:
+        if not Path(p).exists():
+            print(f"{p}: no such file or folder", file=sys.stderr)
+            return 1
+    count, problems = lint(a.paths, profile)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if count == 0:
+        print("no test case files found", file=sys.stderr)
+        return 1
+    files_bad = len({p.file for p in problems})
+    print(f"{count} file(s) checked, {files_bad} with problems, {len(problems)} problem(s)")
+    return 1 if problems else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    a = _parser().parse_args(argv)
+    try:
+        if a.command == "run":
+            return cmd_run(a)
+        if a.command == "list":
+            return cmd_list(a)
+        return cmd_lint(a)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

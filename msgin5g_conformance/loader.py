@@ -1,0 +1,246 @@
+"""Load test case YAML into :class:`~msgin5g_conformance.model.TestCase`.
+
+Two passes, both located (``file:line: field.path: expected ..., found ...``): the JSON Schema
+shipped in ``schemas/testcase.schema.json``, then the meaning that a schema cannot express
+(requirement ids exist, codes parse, option names are known, variables are defined before use,
+senders and receivers are on the right side of the SUT).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from . import schemacheck, yamlsource
+from .coap.numbers import OPTION_NAMES, parse_code
+from .errors import DefinitionError, Problem
+from .model import (
+    ExpectNothingStep,
+    ExpectStep,
+    SendStep,
+    Step,
+    TestCase,
+    UpperStep,
+    WaitStep,
+)
+from .profile import Profile
+from .requirements import catalogue
+
+VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.-]*)\}")
+TESTER_NODE = re.compile(r"^(cue[1-9][0-9]?|cue_nolink|scms|scms_alt|relay)$")
+SUT_NODES = {"relay": {"sut.pc5", "sut.uu"}, "gateway": {"sut.pc5", "sut.uu"}, "constrained-ue": {"sut.cue"}}
+UPPER_OPS_NEEDING_CLIENT = {"establish_link", "release_link"}
+
+
+def _strings(value: Any, path: tuple[str | int, ...]) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _strings(v, (*path, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _strings(v, (*path, i))
+
+
+class _Checker:
+    def __init__(self, located: yamlsource.Located, profile: Profile | None) -> None:
+        self.located = located
+        self.profile = profile
+        self.problems: list[Problem] = []
+        self.captured: set[str] = set()
+        self.role: str = located.data.get("role", "relay")
+
+    def add(self, path: Iterable[str | int], message: str) -> None:
+        self.problems.append(self.located.problem(list(path), message))
+
+    def variables(self, value: Any, path: tuple[str | int, ...]) -> None:
+        for p, text in _strings(value, path):
+            for name in VARIABLE.findall(text):
+                self.variable(name, p)
+
+    def variable(self, name: str, path: tuple[str | int, ...]) -> None:
+        head, _, rest = name.partition(".")
+        if head == "addr" or head == "config":
+            if not (TESTER_NODE.match(rest)):
+                self.add(path, f"expected ${{{head}.NODE}} with a tester node name, found ${{{name}}}")
+        elif head == "uri":
+            if rest not in ("single", "bulk"):
+                self.add(path, f"expected ${{uri.single}} or ${{uri.bulk}}, found ${{{name}}}")
+        elif head == "profile":
+            if self.profile is not None:
+                try:
+                    self.profile.value(rest)
+                except KeyError:
+                    self.add(path, f"expected a profile key, found unknown ${{{name}}}")
+        elif name not in self.captured:
+            self.add(path, f"expected a variable captured by an earlier step, found undefined ${{{name}}}")
+
+    def node(self, name: str, path: tuple[str | int, ...], side: str) -> None:
+        if side == "tester" and not TESTER_NODE.match(name):
+            self.add(path, f"expected a tester node (cueN, cue_nolink, scms, scms_alt, relay), found {name!r}")
+        if side == "sut":
+            allowed = SUT_NODES.get(self.role, set())
+            if name not in allowed:
+                self.add(path, f"expected a SUT endpoint of role {self.role} ({', '.join(sorted(allowed))}), "
+                               f"found {name!r}")
+
+    def message(self, m: dict[str, Any], path: tuple[str | int, ...], sending: bool) -> None:
+        if "code" in m and not (isinstance(m["code"], str) and VARIABLE.fullmatch(m["code"])):
+            try:
+                parse_code(m["code"])
+            except ValueError as exc:
+                self.add((*path, "code"), str(exc))
+        for name in m.get("options", {}) or {}:
+            if name != "recipient" and not name.isdigit() and name not in OPTION_NAMES:
+                self.add((*path, "options", name),
+                         f"expected an option name (recipient, {', '.join(sorted(OPTION_NAMES))}) or a number, "
+                         f"found {name!r}")
+            if name.isdigit() and not 0 < int(name) <= 65535:
+                self.add((*path, "options", name), f"expected an option number 1..65535, found {name}")
+        payload = m.get("payload")
+        if sending:
+            if "raw" in m and any(k in m for k in ("type", "code", "token", "options", "payload")):
+                self.add((*path, "raw"), "expected either raw bytes or message fields, found both")
+            if "raw" not in m:
+                for k in ("type", "code"):
+                    if k not in m:
+                        self.add(path, f"missing required key {k!r} (or give raw)")
+            if isinstance(payload, dict) and ("schema" in payload):
+                self.add((*path, "payload", "schema"), "expected hex, text, json or same_as when sending, found schema")
+        if isinstance(payload, dict) and "same_as" in payload and payload["same_as"] not in self.captured:
+            self.add((*path, "payload", "same_as"),
+                     f"expected a variable captured by an earlier step, found undefined {payload['same_as']!r}")
+        if isinstance(payload, dict) and isinstance(payload.get("schema"), str):
+            ref = payload["schema"]
+            if not VARIABLE.fullmatch(ref) and not _schema_exists(ref, Path(self.located.file).parent):
+                self.add((*path, "payload", "schema"), f"expected a schema file, found no file {ref!r}")
+        self.variables({k: v for k, v in m.items() if k != "capture"}, path)
+
+    def step(self, raw: dict[str, Any], path: tuple[str | int, ...], index: str, in_control: bool) -> Step:
+        line = self.located.line_of(path)
+        kind, body = next(iter(raw.items()))
+        bpath = (*path, kind)
+        if kind == "send":
+            self.node(body["from"], (*bpath, "from"), "tester")
+            self.node(body["to"], (*bpath, "to"), "sut")
+            msg = {k: v for k, v in body.items() if k not in ("from", "to")}
+            self.message(msg, bpath, sending=True)
+            return SendStep(index, line, body["from"], body["to"], msg)
+        if kind == "expect":
+            self.node(body["at"], (*bpath, "at"), "tester")
+            if "from" in body:
+                self.node(body["from"], (*bpath, "from"), "sut")
+            msg = {k: v for k, v in body.items() if k not in ("at", "from", "timeout_ms", "capture")}
+            self.message(msg, bpath, sending=False)
+            capture = dict(body.get("capture", {}))
+            self.captured.update(capture)
+            return ExpectStep(index, line, body["at"], body.get("from"), body.get("timeout_ms"), msg, capture)
+        if kind == "upper":
+            if body["op"] in UPPER_OPS_NEEDING_CLIENT and "client" not in body:
+                self.add(bpath, f"missing required key 'client' for op {body['op']}")
+            if "client" in body:
+                self.node(body["client"], (*bpath, "client"), "tester")
+            self.variables(body.get("expect"), (*bpath, "expect"))
+            return UpperStep(index, line, body["op"], body.get("client"), body.get("expect"))
+        if kind == "wait":
+            return WaitStep(index, line, body["ms"])
+        assert kind == "expect_nothing"
+        if in_control:
+            self.add(bpath, "an absence check cannot be nested in a control")
+        for i, n in enumerate(body["at"]):
+            self.node(n, (*bpath, "at", i), "tester")
+        control: list[SendStep | ExpectStep | UpperStep] = []
+        for i, c in enumerate(body["control"]):
+            s = self.step(c, (*bpath, "control", i), f"{index}.control[{i}]", True)
+            assert isinstance(s, SendStep | ExpectStep | UpperStep)
+            control.append(s)
+        if not any(isinstance(c, ExpectStep) for c in control):
+            self.add((*bpath, "control"), "expected a positive control with at least one expect, found none")
+        return ExpectNothingStep(index, line, tuple(body["at"]), body.get("window_ms"), tuple(control))
+
+
+def _schema_exists(ref: str, base: Path) -> bool:
+    from importlib import resources
+
+    if (base / ref).is_file():
+        return True
+    return resources.files("msgin5g_conformance.schemas").joinpath(ref).is_file()
+
+
+def load_located(located: yamlsource.Located, text: str, profile: Profile | None = None) -> TestCase:
+    """Validate and build a test case from an already parsed document."""
+    if not isinstance(located.data, dict):
+        raise DefinitionError([located.problem([], f"expected a mapping, found {schemacheck.describe(located.data)}")])
+    schemacheck.check(located, "testcase.schema.json")
+    d = located.data
+    ch = _Checker(located, profile)
+    known = catalogue()
+    for i, req in enumerate(d["requirements"]):
+        if req not in known:
+            ch.add(["requirements", i], f"expected a requirement id of the catalogue, found unknown {req!r}")
+    pre = d.get("preconditions", {})
+    for i, n in enumerate(pre.get("links", [])):
+        ch.node(n, ("preconditions", "links", i), "tester")
+    for n in pre.get("configurations", {}):
+        ch.node(n, ("preconditions", "configurations", n), "tester")
+    steps = tuple(ch.step(s, ("steps", i), str(i), False) for i, s in enumerate(d["steps"]))
+    if ch.problems:
+        raise DefinitionError(sorted(ch.problems, key=lambda p: (p.line or 0, p.path)))
+    app = d.get("applicability", {})
+    return TestCase(
+        id=d["id"],
+        title=d["title"],
+        purpose=d["purpose"].strip(),
+        clause=d["clause"],
+        requirements=tuple(d["requirements"]),
+        strength=d["strength"],
+        role=d["role"],
+        depends_on=tuple(d.get("depends_on", [])),
+        capabilities=tuple(app.get("capabilities", [])),
+        profile_conditions=dict(app.get("profile", {})),
+        links=tuple(pre.get("links", [])),
+        configurations=dict(pre.get("configurations", {})),
+        steps=steps,
+        file=located.file,
+        line=1,
+        sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+    )
+
+
+def load_testcase(path: str | Path, profile: Profile | None = None) -> TestCase:
+    """Load one test case file; any mistake raises a located :class:`DefinitionError`."""
+    located = yamlsource.load_file(path)
+    text = Path(path).read_text(encoding="utf-8")
+    return load_located(located, text, profile)
+
+
+def discover(paths: Iterable[str | Path]) -> list[Path]:
+    """Every ``*.yaml``/``*.yml`` file under the given files or folders, sorted."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out.extend(sorted(q for q in p.rglob("*") if q.suffix in (".yaml", ".yml") and q.is_file()))
+        else:
+            out.append(p)
+    return out
+
+
+def lint(paths: Iterable[str | Path], profile: Profile | None = None) -> tuple[int, list[Problem]]:
+    """Check files without running them: (number of files checked, every problem found)."""
+    files = discover(paths)
+    problems: list[Problem] = []
+    ids: dict[str, str] = {}
+    for f in files:
+        try:
+            tc = load_testcase(f, profile)
+        except DefinitionError as exc:
+            problems.extend(exc.problems)
+            continue
+        if tc.id in ids:
+            problems.append(Problem(str(f), 1, "id", f"duplicate test case id {tc.id!r} (also in {ids[tc.id]})"))
+        ids[tc.id] = str(f)
+    return len(files), problems

@@ -1,0 +1,101 @@
+"""Immutable model of a test case, built by :mod:`msgin5g_conformance.loader` from YAML.
+
+Field templates (message fields, options, payloads) stay as the plain data the schema admitted;
+``${variables}`` in them are resolved by the runner against the profile, the topology and
+earlier captures.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+Template = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class StepBase:
+    index: str  # "3" or "3.control[1]": how reports name the step
+    line: int | None
+
+
+@dataclass(frozen=True)
+class SendStep(StepBase):
+    sender: str
+    to: str
+    message: Template  # type, code, token, options, payload or raw
+
+
+@dataclass(frozen=True)
+class ExpectStep(StepBase):
+    at: str
+    sender: str | None
+    timeout_ms: int | None
+    message: Template  # type, code, token, options, payload
+    capture: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class UpperStep(StepBase):
+    op: str
+    client: str | None
+    expect: Template | None
+
+
+@dataclass(frozen=True)
+class WaitStep(StepBase):
+    ms: int
+
+
+@dataclass(frozen=True)
+class ExpectNothingStep(StepBase):
+    at: tuple[str, ...]
+    window_ms: int | None
+    control: tuple[SendStep | ExpectStep | UpperStep, ...]
+
+
+Step = SendStep | ExpectStep | UpperStep | WaitStep | ExpectNothingStep
+
+
+@dataclass(frozen=True)
+class TestCase:
+    """One declarative test case (one YAML file)."""
+
+    id: str
+    title: str
+    purpose: str
+    clause: str
+    requirements: tuple[str, ...]
+    strength: str
+    role: str
+    depends_on: tuple[str, ...]
+    capabilities: tuple[str, ...]
+    profile_conditions: dict[str, Any]
+    links: tuple[str, ...]
+    configurations: dict[str, str]
+    steps: tuple[Step, ...]
+    file: str
+    line: int
+    sha256: str
+
+    def nodes(self) -> set[str]:
+        """Every node name the case uses."""
+        names: set[str] = set(self.links) | set(self.configurations)
+
+        def visit(step: Step) -> None:
+            if isinstance(step, SendStep):
+                names.update((step.sender, step.to))
+            elif isinstance(step, ExpectStep):
+                names.add(step.at)
+                if step.sender:
+                    names.add(step.sender)
+            elif isinstance(step, UpperStep) and step.client:
+                names.add(step.client)
+            elif isinstance(step, ExpectNothingStep):
+                names.update(step.at)
+                for c in step.control:
+                    visit(c)
+
+        for s in self.steps:
+            visit(s)
+        return names

@@ -1,0 +1,241 @@
+"""pytest plugin: collects YAML test cases and runs them through the shared runner.
+
+Registered under the ``pytest11`` entry point, so ``pytest testcases --sut NAME --profile PATH``
+works from any directory once the package is installed. Verdicts map onto pytest outcomes:
+pass -> passed; fail, inconclusive, error -> failed (the report says which); not-applicable ->
+skipped with its reason. A mistake in a YAML file fails the collection of that file only.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .errors import DefinitionError, HarnessError, UsageError
+from .loader import load_testcase
+from .model import TestCase
+from .profile import Profile, load_profile
+from .runner import Session
+from .verdict import CaseResult, Verdict
+
+_PROFILE = pytest.StashKey[Profile]()
+_STATE = pytest.StashKey[dict[str, Any]]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("msgin5g", "MSGin5G conformance")
+    group.addoption("--sut", default="reference", help="SUT adapter name (default: reference)")
+    group.addoption("--profile", default=None, help="protocol profile YAML (default: the shipped profile)")
+    group.addoption("--wire-capture", default="tap", choices=["tap", "sniff"],
+                    help="tap: unprivileged in-process tap (default); sniff: live capture on lo (root)")
+    group.addoption("--pcap-dir", default="pcaps", help="where one pcap per test case is written")
+    group.addoption("--role", action="append", default=[], help="run only test cases of this role")
+    group.addoption("--results-dir", default=None,
+                    help="also write one JSON result per test case here (used by reports)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    try:
+        profile = load_profile(config.getoption("--profile"))
+    except DefinitionError as exc:
+        raise pytest.UsageError(f"bad profile:\n{exc}") from None
+    from sut_adapters.registry import make_adapter
+
+    try:
+        make_adapter(config.getoption("--sut"))  # fail early on an unknown name
+    except UsageError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[_PROFILE] = profile
+    config.stash[_STATE] = {}
+    config.addinivalue_line("markers", "msgin5g: a MSGin5G conformance test case")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    state = config.stash.get(_STATE, {})
+    session = state.pop("session", None)
+    if session is not None:
+        session.close()
+
+
+def _is_testcase_file(file_path: Path, parent: pytest.Collector) -> bool:
+    if file_path.suffix not in (".yaml", ".yml"):
+        return False
+    return "testcases" in file_path.parts or parent.session.isinitpath(file_path)
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    if _is_testcase_file(file_path, parent):
+        return YamlCaseFile.from_parent(parent, path=file_path)
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    roles = config.getoption("--role")
+    if not roles:
+        return
+    keep, drop = [], []
+    for item in items:
+        (keep if not isinstance(item, CaseItem) or item.case.role in roles else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+class YamlCaseFile(pytest.File):
+    """One YAML file holding one test case."""
+
+    def collect(self) -> list[CaseItem]:
+        case = load_testcase(self.path, self.config.stash[_PROFILE])
+        return [CaseItem.from_parent(self, name=case.id, case=case)]
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        if isinstance(excinfo.value, DefinitionError):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)
+
+
+class CaseFailed(Exception):
+    """Raised to make pytest report a fail, inconclusive or error verdict as a failed test."""
+
+    def __init__(self, result: CaseResult) -> None:
+        super().__init__(result.reason)
+        self.result = result
+
+
+def _session(config: pytest.Config) -> Session:
+    state = config.stash[_STATE]
+    if "session" not in state:
+        from sut_adapters.registry import make_adapter
+
+        spec = config.getoption("--sut")
+        s = Session(
+            config.stash[_PROFILE],
+            make_adapter(spec),
+            capture_mode=config.getoption("--wire-capture"),
+            pcap_dir=Path(config.getoption("--pcap-dir")),
+            sut_label=spec,
+        )
+        s.open()
+        state["session"] = s
+    session: Session = state["session"]
+    return session
+
+
+class CaseItem(pytest.Item):
+    """One test case run against the SUT."""
+
+    def __init__(self, *, case: TestCase, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.case = case
+        self.result: CaseResult | None = None
+        self.add_marker("msgin5g")
+        for req in case.requirements:
+            self.user_properties.append(("requirement", req))
+
+    def runtest(self) -> None:
+        try:
+            session = _session(self.config)
+        except HarnessError as exc:
+            raise CaseFailed(_error_result(self.case, str(exc))) from None
+        result = session.run_case(self.case)
+        self.result = result
+        self.user_properties.extend([
+            ("verdict", result.verdict.value),
+            ("profile", result.profile),
+            ("provisional", ",".join(result.provisional)),
+            ("pcap", result.pcap or ""),
+        ])
+        _allure(self.case, result)
+        out = self.config.getoption("--results-dir")
+        if out:
+            _write_json(Path(out), self.case, result)
+        if result.verdict is Verdict.PASS:
+            return
+        if result.verdict is Verdict.NOT_APPLICABLE:
+            pytest.skip(f"not-applicable: {result.reason}")
+        raise CaseFailed(result)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        if isinstance(excinfo.value, CaseFailed):
+            return format_result(self.case, excinfo.value.result)
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, self.case.line - 1, f"{self.case.id}: {self.case.title}"
+
+
+def _error_result(case: TestCase, reason: str) -> CaseResult:
+    return CaseResult(case.id, Verdict.ERROR, reason, [], "?", "", "?", "?", None, [], 0.0)
+
+
+def format_result(case: TestCase, r: CaseResult) -> str:
+    """The failure text: verdict, the step and datagram that set it, findings, the exchange."""
+    lines = [f"{r.verdict.value.upper()}: {case.id} {case.title}"]
+    step = next((s for s in r.steps if s.index == r.decisive_step), None)
+    where = f"{case.file}:{step.line}" if step and step.line else case.file
+    lines.append(f"  at {where} (step {r.decisive_step or '-'}): {r.reason}")
+    if step:
+        for f in step.findings:
+            if not f.ok:
+                lines.append(f"    {f.field}: expected {f.expected}; found {f.found}")
+    lines.append(f"  requirements: {', '.join(case.requirements)} ({case.strength}); clause {case.clause}")
+    lines.append(f"  profile: {r.profile}; SUT: {r.sut}; capture: {r.capture_mode}; pcap: {r.pcap}")
+    if r.provisional:
+        lines.append(f"  provisional profile items relied on: {', '.join(r.provisional)}")
+    if r.datagrams:
+        lines.append("  exchange:")
+        lines.extend(f"    {d}" for d in r.datagrams[:40])
+        if len(r.datagrams) > 40:
+            lines.append(f"    ... {len(r.datagrams) - 40} more datagrams in the pcap")
+    if r.sut_log:
+        lines.append("  SUT log:")
+        lines.extend(f"    {x}" for x in r.sut_log.splitlines()[-20:])
+    return "\n".join(lines)
+
+
+def result_json(case: TestCase, r: CaseResult) -> dict[str, Any]:
+    return {
+        "id": case.id, "title": case.title, "file": case.file, "sha256": case.sha256, "clause": case.clause,
+        "requirements": list(case.requirements), "strength": case.strength, "role": case.role,
+        "verdict": r.verdict.value, "reason": r.reason, "decisive_step": r.decisive_step,
+        "decisive_datagram": r.decisive_datagram, "profile": r.profile, "profile_sha256": r.profile_sha256,
+        "sut": r.sut, "capture": r.capture_mode, "pcap": r.pcap, "provisional": r.provisional,
+        "duration_s": round(r.duration_s, 4),
+        "steps": [{"index": s.index, "kind": s.kind, "line": s.line, "verdict": s.verdict.value,
+                   "reason": s.reason, "datagram": s.datagram,
+                   "findings": [f.__dict__ for f in s.findings]} for s in r.steps],
+        "datagrams": r.datagrams,
+    }
+
+
+def _write_json(folder: Path, case: TestCase, r: CaseResult) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{case.id}.json").write_text(json.dumps(result_json(case, r), indent=1), encoding="utf-8")
+
+
+def _allure(case: TestCase, r: CaseResult) -> None:
+    """Labels and evidence for allure-pytest, when it is active (``--alluredir``)."""
+    try:
+        import allure
+    except ImportError:  # pragma: no cover - allure-pytest is a dependency
+        return
+    allure.dynamic.title(f"{case.id}: {case.title}")
+    allure.dynamic.description(case.purpose)
+    allure.dynamic.epic(case.clause.split(" ")[0] + " " + case.clause.split(" ")[1])
+    allure.dynamic.feature(case.clause)
+    for req in case.requirements:
+        allure.dynamic.story(req)
+    allure.dynamic.severity({"shall": "critical", "should": "normal", "may": "minor"}[case.strength])
+    allure.dynamic.tag(case.role, f"verdict:{r.verdict.value}", f"profile:{r.profile}")
+    for item in r.provisional:
+        allure.dynamic.tag(f"provisional:{item}")
+    if r.pcap and Path(r.pcap).is_file():
+        allure.attach.file(r.pcap, name=f"{case.id}.pcap", attachment_type="application/vnd.tcpdump.pcap",
+                           extension="pcap")
+    if r.datagrams:
+        allure.attach("\n".join(r.datagrams), name="decoded datagrams", attachment_type=allure.attachment_type.TEXT)
+    if r.sut_log:
+        allure.attach(r.sut_log, name="SUT log", attachment_type=allure.attachment_type.TEXT)

@@ -1,0 +1,171 @@
+"""The protocol profile (PIXIT): every value TS 24.538 6.2.2 leaves open, in one validated file.
+
+The default ships in ``data/default-profile.yaml``; ``--profile PATH`` selects another. Each
+result names the profile used, and checks relying on an item listed under ``provisional`` are
+marked provisional.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from . import schemacheck, yamlsource
+from .coap.numbers import parse_code
+from .errors import DefinitionError, Problem
+
+DEFAULT_PROFILE = "default-profile.yaml"
+
+
+@dataclass(frozen=True)
+class Timers:
+    response_ms: int
+    absence_window_ms: int
+    ack_timeout_ms: int
+    max_retransmit: int
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A validated protocol profile."""
+
+    name: str
+    source: str
+    sha256: str
+    provisional: frozenset[str]
+    port: int
+    port_match: str
+    alt_port: int
+    recipient_option: int
+    scm_s_address: str
+    client_address_template: str
+    content_format: int
+    root_path: tuple[str, ...]
+    val_service_id: str
+    single_path_template: tuple[str, ...]
+    bulk_conf_flag: str
+    bulk_path_template: tuple[str, ...]
+    query_ue_ids: str
+    query_vendor: str
+    query_type: str
+    list_encoding: str
+    relayed_codes: frozenset[int]
+    min_batch: int
+    max_wait_ms: int
+    config_schema_path: Path
+    timers: Timers
+    raw: dict[str, Any]
+
+    def client_address(self, node: str) -> str:
+        """The recipient address string of a client node (e.g. cue1)."""
+        return self.client_address_template.replace("{node}", node)
+
+    def address_of(self, node: str) -> str:
+        return self.scm_s_address if node in ("scms", "scms_alt") else self.client_address(node)
+
+    def _path(self, template: tuple[str, ...]) -> list[str]:
+        subst = {"{valServiceId}": self.val_service_id, "{bulkConfFlag}": self.bulk_conf_flag}
+        return [*self.root_path, *(subst.get(seg, seg) for seg in template)]
+
+    @property
+    def single_path(self) -> list[str]:
+        return self._path(self.single_path_template)
+
+    @property
+    def bulk_path(self) -> list[str]:
+        return self._path(self.bulk_path_template)
+
+    def value(self, key: str) -> Any:
+        """A raw profile value by dotted key (``timers.response_ms``); KeyError if absent."""
+        node: Any = self.raw
+        for part in key.split("."):
+            if not isinstance(node, dict) or part not in node:
+                raise KeyError(key)
+            node = node[part]
+        return node
+
+    def config_schema(self) -> dict[str, Any]:
+        try:
+            schema: dict[str, Any] = json.loads(self.config_schema_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise DefinitionError(
+                [Problem(self.source, None, "config_schema", f"cannot load {self.config_schema_path}: {exc}")]
+            ) from None
+        return schema
+
+
+def _resolve_schema_path(value: str, profile_dir: Path | None) -> Path | None:
+    candidates = []
+    if profile_dir is not None:
+        candidates.append(profile_dir / value)
+    candidates.append(Path(str(resources.files("msgin5g_conformance.schemas").joinpath(value))))
+    for c in candidates:
+        if c.is_file():
+            return c
+    return None
+
+
+def load_profile(path: str | Path | None = None) -> Profile:
+    """Load and validate a profile; ``None`` gives the shipped default."""
+    if path is None:
+        ref = resources.files("msgin5g_conformance.data").joinpath(DEFAULT_PROFILE)
+        text = ref.read_text(encoding="utf-8")
+        located = yamlsource.load_text(text, f"<default profile {DEFAULT_PROFILE}>")
+        profile_dir = None
+    else:
+        p = Path(path)
+        located = yamlsource.load_file(p)
+        text = p.read_text(encoding="utf-8")
+        profile_dir = p.parent
+    if not isinstance(located.data, dict):
+        raise DefinitionError([located.problem([], "a profile must be a mapping")])
+    schemacheck.check(located, "profile.schema.json")
+    d: dict[str, Any] = located.data
+    problems: list[Problem] = []
+    codes: set[int] = set()
+    for i, c in enumerate(d["relay"]["relayed_codes"]):
+        try:
+            codes.add(parse_code(c))
+        except ValueError as exc:
+            problems.append(located.problem(["relay", "relayed_codes", i], str(exc)))
+    schema_path = _resolve_schema_path(d["config_schema"], profile_dir)
+    if schema_path is None:
+        problems.append(
+            located.problem(["config_schema"], f"expected a schema file, found no file {d['config_schema']!r}")
+        )
+    if problems:
+        raise DefinitionError(problems)
+    assert schema_path is not None
+    t = d["timers"]
+    return Profile(
+        name=d["name"],
+        source=located.file,
+        sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        provisional=frozenset(d.get("provisional", [])),
+        port=d["port"],
+        port_match=d["port_match"],
+        alt_port=d["alt_port"],
+        recipient_option=d["recipient_option"]["number"],
+        scm_s_address=d["addresses"]["scm_s"],
+        client_address_template=d["addresses"]["client"],
+        content_format=d["content_format"],
+        root_path=tuple(d["api"]["root_path"]),
+        val_service_id=d["api"]["val_service_id"],
+        single_path_template=tuple(d["api"]["single_path"]),
+        bulk_conf_flag=d["api"]["bulk_conf_flag"],
+        bulk_path_template=tuple(d["api"]["bulk_path"]),
+        query_ue_ids=d["query"]["ue_ids"],
+        query_vendor=d["query"]["vendor"],
+        query_type=d["query"]["type"],
+        list_encoding=d["query"]["list_encoding"],
+        relayed_codes=frozenset(codes),
+        min_batch=d["bulk_policy"]["min_batch"],
+        max_wait_ms=d["bulk_policy"]["max_wait_ms"],
+        config_schema_path=schema_path,
+        timers=Timers(t["response_ms"], t["absence_window_ms"], t["ack_timeout_ms"], t["max_retransmit"]),
+        raw=d,
+    )

@@ -1,0 +1,81 @@
+"""Verdicts, ordered so that a step can only make a result worse (after ioppytest's lattice).
+
+``pass < inconclusive < fail < error``; ``not-applicable`` stands apart: a case that does not
+apply to the SUT never ran, so nothing merges into it.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+class Verdict(enum.Enum):
+    PASS = "pass"
+    INCONCLUSIVE = "inconclusive"
+    FAIL = "fail"
+    ERROR = "error"
+    NOT_APPLICABLE = "not-applicable"
+
+    @property
+    def rank(self) -> int:
+        return _RANK[self]
+
+    def worst(self, other: Verdict) -> Verdict:
+        """The merge: the worse of two verdicts."""
+        return self if self.rank >= other.rank else other
+
+
+_RANK = {
+    Verdict.PASS: 0,
+    Verdict.INCONCLUSIVE: 1,
+    Verdict.FAIL: 2,
+    Verdict.ERROR: 3,
+    Verdict.NOT_APPLICABLE: -1,
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One expectation checked: what was expected, what was found."""
+
+    field: str
+    expected: str
+    found: str
+    ok: bool
+
+
+@dataclass
+class StepResult:
+    """The outcome of one step, with the datagram (capture sequence number) that set it."""
+
+    index: str
+    kind: str
+    line: int | None
+    verdict: Verdict
+    reason: str
+    datagram: int | None = None
+    findings: list[Finding] = field(default_factory=list)
+    provisional: set[str] = field(default_factory=set)
+    duration_s: float = 0.0
+
+
+@dataclass
+class CaseResult:
+    """Everything a report needs about one test case run."""
+
+    case_id: str
+    verdict: Verdict
+    reason: str
+    steps: list[StepResult]
+    profile: str
+    profile_sha256: str
+    sut: str
+    capture_mode: str
+    pcap: str | None
+    provisional: list[str]
+    duration_s: float
+    decisive_step: str | None = None
+    decisive_datagram: int | None = None
+    sut_log: str = ""
+    datagrams: list[str] = field(default_factory=list)

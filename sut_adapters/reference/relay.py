@@ -1,0 +1,188 @@
+"""Reference MSGin5G Relay UE: TS 24.538 clause 6.2.2.1 as read by the protocol profile.
+
+Uplink: a CoAP GET received on the PC5 side from UDP port 65401 whose recipient option names
+the configuration management server (SCM-S) is relayed to the SCM-S.
+Downlink: a 2.05, 4.03 or 4.04 response received on the network side from UDP port 65401 whose
+recipient option names a client with an established one-to-one ProSe link is relayed to that
+client; any other response is discarded ("Otherwise the MSGin5G Client-1 shall discard ...").
+
+Relaying keeps type (CON/NON; a piggybacked ACK goes on as CON), code, token, every option and
+the payload byte for byte (TS 24.538 6.1 c): the relay carries traffic, it does not rewrite it).
+A request carrying a critical option this relay does not recognise is answered with 4.02 Bad
+Option (RFC 7252 5.4.1), which aiocoap 0.4.17 does not do by itself.
+
+Every decision is a method, so that a faulty variant overrides exactly one of them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+from msgin5g_conformance.capture.record import Address
+from msgin5g_conformance.coap.codec import CoapMessage
+from msgin5g_conformance.coap.numbers import (
+    OPTION_FORMATS,
+    Code,
+    MessageType,
+    code_name,
+    is_critical,
+    is_request,
+    is_response,
+)
+from msgin5g_conformance.coapnode import CoapNode
+from sut_adapters.base import ClientInfo, SutEnvironment
+
+
+class ReferenceRelay:
+    """A Relay UE with a PC5-side and a network-side endpoint, both on the profile's port."""
+
+    def __init__(self, env: SutEnvironment, pc5: Address, uu: Address) -> None:
+        self.env = env
+        self.profile = env.profile
+        self.pc5_address = pc5
+        self.uu_address = uu
+        self.links: dict[str, ClientInfo] = {}
+        self.log: list[str] = []
+        self.pc5: CoapNode | None = None
+        self.uu: CoapNode | None = None
+        self._t0 = time.monotonic()
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.pc5 = CoapNode("relay-pc5", self.pc5_address, tuning=self.env.tuning, on_message=self.on_pc5)
+        self.uu = CoapNode("relay-uu", self.uu_address, tuning=self.env.tuning, on_message=self.on_uu)
+        await self.pc5.start()
+        await self.uu.start()
+
+    async def stop(self) -> None:
+        for node in (self.pc5, self.uu):
+            if node is not None:
+                await node.stop()
+        self.pc5 = self.uu = None
+
+    def note(self, text: str) -> None:
+        self.log.append(f"{time.monotonic() - self._t0:9.3f} relay: {text}")
+
+    # -- link table (upper tester) ----------------------------------------------------------
+
+    def establish_link(self, client: ClientInfo) -> None:
+        self.links[client.address] = client
+        self.note(f"one-to-one link established with {client.address} at {client.endpoint}")
+
+    def release_link(self, client: ClientInfo) -> None:
+        self.links.pop(client.address, None)
+        self.note(f"one-to-one link released with {client.address}")
+
+    # -- decisions --------------------------------------------------------------------------
+
+    def recipient(self, msg: CoapMessage) -> str | None:
+        values = msg.option_values(self.profile.recipient_option)
+        if len(values) != 1:
+            return None
+        try:
+            return values[0].decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+
+    def port_ok(self, src: Address) -> bool:
+        """'received ... from UDP port 65401': the source port, under the profile's reading."""
+        if self.profile.port_match in ("source", "both"):
+            return src[1] == self.profile.port
+        return True
+
+    def unknown_critical(self, msg: CoapMessage) -> list[int]:
+        known = set(OPTION_FORMATS) | {self.profile.recipient_option}
+        return sorted({n for n, _ in msg.options if is_critical(n) and n not in known})
+
+    def relays_code(self, code: int) -> bool:
+        return code in self.profile.relayed_codes
+
+    def link_for(self, recipient: str) -> ClientInfo | None:
+        return self.links.get(recipient)
+
+    def downlink_copy(self, msg: CoapMessage) -> CoapMessage:
+        mtype = MessageType.NON if msg.mtype == MessageType.NON else MessageType.CON
+        return dataclasses.replace(msg, mtype=mtype)
+
+    def uplink_copy(self, msg: CoapMessage) -> CoapMessage:
+        return msg
+
+    # -- handlers ---------------------------------------------------------------------------
+
+    def reject_bad_option(self, node: CoapNode, msg: CoapMessage, src: Address, numbers: list[int]) -> None:
+        self.note(f"4.02 Bad Option for unrecognised critical option(s) {numbers} from {src}")
+        answer = CoapMessage(
+            mtype=MessageType.NON if msg.mtype == MessageType.NON else MessageType.CON,
+            code=Code.BAD_OPTION,
+            mid=0,
+            token=msg.token,
+            payload=f"unrecognised critical option {numbers[0]}".encode(),
+        )
+        node.reply(msg, answer, src)
+
+    def on_pc5(self, node: CoapNode, msg: CoapMessage, src: Address) -> None:
+        if not is_request(msg.code):
+            self.note(f"ignored {code_name(msg.code)} from {src} on the PC5 side")
+            return
+        bad = self.unknown_critical(msg)
+        if bad:
+            self.reject_bad_option(node, msg, src, bad)
+            return
+        self.handle_uplink(msg, src)
+
+    def handle_uplink(self, msg: CoapMessage, src: Address) -> None:
+        if msg.code != Code.GET:
+            self.note(f"not relayed: {code_name(msg.code)} is not a GET")
+            return
+        if not self.port_ok(src):
+            self.note(f"not relayed: GET from port {src[1]}, not {self.profile.port}")
+            return
+        recipient = self.recipient(msg)
+        if recipient != self.profile.scm_s_address:
+            self.note(f"not relayed: GET recipient {recipient!r} is not the SCM-S")
+            return
+        self.forward_uplink(msg)
+
+    def forward_uplink(self, msg: CoapMessage) -> None:
+        assert self.uu is not None
+        self.uu.send(self.uplink_copy(msg), self.env.scm_s)
+        self.note(f"relayed GET token={msg.token.hex()} uplink to the SCM-S at {self.env.scm_s}")
+
+    def on_uu(self, node: CoapNode, msg: CoapMessage, src: Address) -> None:
+        if is_request(msg.code):
+            bad = self.unknown_critical(msg)
+            if bad:
+                self.reject_bad_option(node, msg, src, bad)
+            else:
+                self.note(f"ignored request {code_name(msg.code)} from {src} on the network side")
+            return
+        if not is_response(msg.code):
+            return
+        self.handle_downlink(msg, src)
+
+    def handle_downlink(self, msg: CoapMessage, src: Address) -> None:
+        if self.unknown_critical(msg):
+            self.note(f"discarded {code_name(msg.code)}: unrecognised critical option (RFC 7252 5.4.1)")
+            return
+        if not self.relays_code(msg.code):
+            self.note(f"discarded {code_name(msg.code)}: not a relayed code")
+            return
+        if not self.port_ok(src):
+            self.note(f"discarded {code_name(msg.code)}: from port {src[1]}, not {self.profile.port}")
+            return
+        recipient = self.recipient(msg)
+        if recipient is None:
+            self.note(f"discarded {code_name(msg.code)}: no recipient option")
+            return
+        client = self.link_for(recipient)
+        if client is None:
+            self.note(f"discarded {code_name(msg.code)}: no one-to-one link with {recipient!r}")
+            return
+        self.forward_downlink(msg, client)
+
+    def forward_downlink(self, msg: CoapMessage, client: ClientInfo) -> None:
+        assert self.pc5 is not None
+        self.pc5.send(self.downlink_copy(msg), client.endpoint)
+        self.note(f"relayed {code_name(msg.code)} token={msg.token.hex()} downlink to {client.address}")
