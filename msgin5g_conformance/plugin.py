@@ -205,9 +205,9 @@ def result_json(case: TestCase, r: CaseResult) -> dict[str, Any]:
         "sut": r.sut, "capture": r.capture_mode, "pcap": r.pcap, "provisional": r.provisional,
         "duration_s": round(r.duration_s, 4),
         "steps": [{"index": s.index, "kind": s.kind, "line": s.line, "verdict": s.verdict.value,
-                   "reason": s.reason, "datagram": s.datagram,
+                   "reason": s.reason, "datagram": s.datagram, "node": s.node, "peer": s.peer,
                    "findings": [f.__dict__ for f in s.findings]} for s in r.steps],
-        "datagrams": r.datagrams,
+        "exchange": r.exchange,
     }
 
 

@@ -23,7 +23,7 @@ from .capture.pcap import write_pcap
 from .capture.record import Address, Datagram, Recorder
 from .checks import Bindings, TemplateError, build_message, capture_fields, judge
 from .coap import codec
-from .coap.numbers import MessageType
+from .coap.numbers import MessageType, code_to_str
 from .coapnode import CoapNode, FastTuning
 from .errors import HarnessError, NotApplicable
 from .model import ExpectNothingStep, ExpectStep, SendStep, Step, TestCase, UpperStep, WaitStep
@@ -228,7 +228,7 @@ class Session:
         result.decisive_step = decisive.index if decisive else None
         result.decisive_datagram = decisive.datagram if decisive else None
         result.sut_log = self.adapter.log_text()
-        result.datagrams = self._describe(recorder.datagrams)
+        result.exchange = self._describe(recorder.datagrams)
         return result
 
     def _result(
@@ -241,17 +241,29 @@ class Session:
             provisional=sorted(used), duration_s=time.monotonic() - started,
         )
 
-    def _describe(self, datagrams: list[Datagram]) -> list[str]:
+    def _describe(self, datagrams: list[Datagram]) -> list[dict[str, Any]]:
+        """The exchange as structured records (reports draw sequence charts from these)."""
         assert self.topology is not None
-        out = []
+        out: list[dict[str, Any]] = []
         t0 = datagrams[0].time if datagrams else 0.0
         for d in datagrams:
+            rec: dict[str, Any] = {
+                "seq": d.seq, "t_ms": round((d.time - t0) * 1000, 3),
+                "src": f"{d.src[0]}:{d.src[1]}", "dst": f"{d.dst[0]}:{d.dst[1]}",
+                "src_node": self.topology.node_at(d.src), "dst_node": self.topology.node_at(d.dst),
+                "hex": d.data.hex(),
+            }
             try:
-                text = codec.parse(d.data).summary()
+                m = codec.parse(d.data)
             except codec.MalformedDatagram as exc:
-                text = f"MALFORMED ({exc}): {d.data[:32].hex()}"
-            out.append(f"#{d.seq} +{(d.time - t0) * 1000:7.1f} ms  {self.topology.label(d.src)} -> "
-                       f"{self.topology.label(d.dst)}  {text}")
+                rec.update(malformed=str(exc), summary=f"MALFORMED ({exc})")
+            else:
+                rcpt = m.option_values(self.profile.recipient_option)
+                rec.update(
+                    type=MessageType(m.mtype).name, code=code_to_str(m.code), mid=m.mid, token=m.token.hex(),
+                    recipient=rcpt[0].decode("utf-8", "replace") if rcpt else None, summary=m.summary(),
+                )
+            out.append(rec)
         return out
 
     # -- steps ------------------------------------------------------------------------------
@@ -293,7 +305,7 @@ class Session:
             node.send(msg, to, keep_mid="mid" in step.message)
             what = msg.summary()
         return StepResult(step.index, "send", step.line, Verdict.PASS, f"{step.sender} sent {what} to {step.to}",
-                          datagram=before if len(st.recorder) > before else None)
+                          datagram=before if len(st.recorder) > before else None, node=step.sender, peer=step.to)
 
     def _candidates(self, st: _CaseState, at: Address, start: int) -> list[Datagram]:
         """Datagrams to ``at`` not yet consumed, from anyone but the tester itself."""
@@ -348,7 +360,8 @@ class Session:
             if not await st.recorder.wait_for_more(n, deadline):
                 break
         return StepResult(step.index, "expect", step.line, Verdict.FAIL,
-                          f"no matching message arrived at {step.at} within {timeout_ms} ms")
+                          f"no matching message arrived at {step.at} within {timeout_ms} ms",
+                          node=step.at, peer=step.sender)
 
     def _judge(self, st: _CaseState, step: ExpectStep, d: Datagram, expected_from: Address | None) -> StepResult:
         src = self.topology.label(d.src) if self.topology else str(d.src)
@@ -356,7 +369,7 @@ class Session:
             m = codec.parse(d.data)
         except codec.MalformedDatagram as exc:
             return StepResult(step.index, "expect", step.line, Verdict.FAIL,
-                              f"malformed datagram #{d.seq} from {src} at {step.at}: {exc}", datagram=d.seq,
+                              f"malformed datagram #{d.seq} from {src} at {step.at}: {exc}", datagram=d.seq, node=step.at, peer=step.sender,
                               findings=[Finding("datagram", "a well-formed CoAP message (RFC 7252 3)",
                                                 f"{exc}", False)])
         findings: list[Finding] = []
@@ -368,11 +381,11 @@ class Session:
         if bad:
             detail = "; ".join(f"{f.field}: expected {f.expected}, found {f.found}" for f in bad)
             return StepResult(step.index, "expect", step.line, Verdict.FAIL,
-                              f"datagram #{d.seq} at {step.at} ({m.summary()}): {detail}", datagram=d.seq,
+                              f"datagram #{d.seq} at {step.at} ({m.summary()}): {detail}", datagram=d.seq, node=step.at, peer=step.sender,
                               findings=findings)
         st.bindings.captures.update(capture_fields(m, step.capture, st.bindings))
         return StepResult(step.index, "expect", step.line, Verdict.PASS,
-                          f"datagram #{d.seq} at {step.at} from {src}: {m.summary()}", datagram=d.seq,
+                          f"datagram #{d.seq} at {step.at} from {src}: {m.summary()}", datagram=d.seq, node=step.at, peer=step.sender,
                           findings=findings)
 
     async def _absence(self, st: _CaseState, step: ExpectNothingStep) -> StepResult:

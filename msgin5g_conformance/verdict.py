@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import Any
 
 
 class Verdict(enum.Enum):
@@ -58,6 +59,8 @@ class StepResult:
     findings: list[Finding] = field(default_factory=list)
     provisional: set[str] = field(default_factory=set)
     duration_s: float = 0.0
+    node: str | None = None  # expect: the node that should have received; send: the sender
+    peer: str | None = None  # expect: the SUT endpoint it should have come from; send: destination
 
 
 @dataclass
@@ -78,4 +81,13 @@ class CaseResult:
     decisive_step: str | None = None
     decisive_datagram: int | None = None
     sut_log: str = ""
-    datagrams: list[str] = field(default_factory=list)
+    exchange: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def datagrams(self) -> list[str]:
+        """The exchange, one line per datagram."""
+        return [
+            f"#{r['seq']} +{r['t_ms']:7.1f} ms  {r['src_node'] or ''} {r['src']} -> {r['dst_node'] or ''} "
+            f"{r['dst']}  {r['summary']}"
+            for r in self.exchange
+        ]
