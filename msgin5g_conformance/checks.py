@@ -237,8 +237,9 @@ def judge(message: CoapMessage, template: dict[str, Any], bindings: Bindings) ->
         out.append(Finding("code", code_name(want), code_name(message.code), want == message.code))
     if "token" in t:
         want_tok = str(bindings.resolve(t["token"])).lower()
-        out.append(Finding("token", want_tok or "(empty)", message.token.hex() or "(empty)",
-                           want_tok == message.token.hex()))
+        out.append(
+            Finding("token", want_tok or "(empty)", message.token.hex() or "(empty)", want_tok == message.token.hex())
+        )
     for name, spec in (t.get("options") or {}).items():
         number = bindings.option_number(name)
         label = f"options.{name}" if name != "recipient" else f"options.recipient ({option_name(number)})"

@@ -30,9 +30,10 @@ def default_testcases() -> Path:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="msgin5g-conformance",
-                                description="MSGin5G constrained-device configuration conformance harness "
-                                            "(3GPP TS 24.538 clause 6.2.2).")
+    p = argparse.ArgumentParser(
+        prog="msgin5g-conformance",
+        description="MSGin5G constrained-device configuration conformance harness (3GPP TS 24.538 clause 6.2.2).",
+    )
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -41,10 +42,19 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--sut", default="reference", help="SUT adapter name (default: reference)")
     run.add_argument("--profile", default=None, help="protocol profile YAML (default: shipped profile)")
     run.add_argument("-k", dest="keyword", default=None, help="only cases matching this pytest -k expression")
-    run.add_argument("--role", action="append", default=[], choices=["relay", "gateway", "constrained-ue"],
-                     help="only cases of this role (repeatable)")
-    run.add_argument("--capture", default="tap", choices=["tap", "sniff"],
-                     help="tap: unprivileged (default); sniff: live capture on lo, needs root")
+    run.add_argument(
+        "--role",
+        action="append",
+        default=[],
+        choices=["relay", "gateway", "constrained-ue"],
+        help="only cases of this role (repeatable)",
+    )
+    run.add_argument(
+        "--capture",
+        default="tap",
+        choices=["tap", "sniff"],
+        help="tap: unprivileged (default); sniff: live capture on lo, needs root",
+    )
     run.add_argument("--pcap-dir", default="pcaps")
     run.add_argument("--reports-dir", default="reports")
     run.add_argument("-n", dest="workers", default=None, help="pytest-xdist workers (e.g. 2 or auto)")
@@ -79,15 +89,23 @@ def cmd_run(a: argparse.Namespace) -> int:
     reports = Path(a.reports_dir)
     args = [
         *paths,
-        "--sut", a.sut,
-        "--wire-capture", a.capture,
-        "--pcap-dir", a.pcap_dir,
-        "--results-dir", str(reports / "results"),
-        "--alluredir", str(reports / "allure-results"),
+        "--sut",
+        a.sut,
+        "--wire-capture",
+        a.capture,
+        "--pcap-dir",
+        a.pcap_dir,
+        "--results-dir",
+        str(reports / "results"),
+        "--alluredir",
+        str(reports / "allure-results"),
         "--clean-alluredir",
-        "--junitxml", str(reports / "junit.xml"),
-        "-o", "junit_family=xunit2",
-        "-p", "no:cacheprovider",
+        "--junitxml",
+        str(reports / "junit.xml"),
+        "-o",
+        "junit_family=xunit2",
+        "-p",
+        "no:cacheprovider",
         "-rfEs",
         "-q" if a.quiet else "-v",
     ]

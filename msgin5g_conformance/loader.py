@@ -85,8 +85,9 @@ class _Checker:
         if side == "sut":
             allowed = SUT_NODES.get(self.role, set())
             if name not in allowed:
-                self.add(path, f"expected a SUT endpoint of role {self.role} ({', '.join(sorted(allowed))}), "
-                               f"found {name!r}")
+                self.add(
+                    path, f"expected a SUT endpoint of role {self.role} ({', '.join(sorted(allowed))}), found {name!r}"
+                )
 
     def message(self, m: dict[str, Any], path: tuple[str | int, ...], sending: bool) -> None:
         if "code" in m and not (isinstance(m["code"], str) and VARIABLE.fullmatch(m["code"])):
@@ -96,9 +97,11 @@ class _Checker:
                 self.add((*path, "code"), str(exc))
         for name in m.get("options", {}) or {}:
             if name != "recipient" and not name.isdigit() and name not in OPTION_NAMES:
-                self.add((*path, "options", name),
-                         f"expected an option name (recipient, {', '.join(sorted(OPTION_NAMES))}) or a number, "
-                         f"found {name!r}")
+                self.add(
+                    (*path, "options", name),
+                    f"expected an option name (recipient, {', '.join(sorted(OPTION_NAMES))}) or a number, "
+                    f"found {name!r}",
+                )
             if name.isdigit() and not 0 < int(name) <= 65535:
                 self.add((*path, "options", name), f"expected an option number 1..65535, found {name}")
         payload = m.get("payload")
@@ -112,8 +115,10 @@ class _Checker:
             if isinstance(payload, dict) and ("schema" in payload):
                 self.add((*path, "payload", "schema"), "expected hex, text, json or same_as when sending, found schema")
         if isinstance(payload, dict) and "same_as" in payload and payload["same_as"] not in self.captured:
-            self.add((*path, "payload", "same_as"),
-                     f"expected a variable captured by an earlier step, found undefined {payload['same_as']!r}")
+            self.add(
+                (*path, "payload", "same_as"),
+                f"expected a variable captured by an earlier step, found undefined {payload['same_as']!r}",
+            )
         if isinstance(payload, dict) and isinstance(payload.get("schema"), str):
             ref = payload["schema"]
             if not VARIABLE.fullmatch(ref) and not _schema_exists(ref, Path(self.located.file).parent):

@@ -29,12 +29,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("msgin5g", "MSGin5G conformance")
     group.addoption("--sut", default="reference", help="SUT adapter name (default: reference)")
     group.addoption("--profile", default=None, help="protocol profile YAML (default: the shipped profile)")
-    group.addoption("--wire-capture", default="tap", choices=["tap", "sniff"],
-                    help="tap: unprivileged in-process tap (default); sniff: live capture on lo (root)")
+    group.addoption(
+        "--wire-capture",
+        default="tap",
+        choices=["tap", "sniff"],
+        help="tap: unprivileged in-process tap (default); sniff: live capture on lo (root)",
+    )
     group.addoption("--pcap-dir", default="pcaps", help="where one pcap per test case is written")
     group.addoption("--role", action="append", default=[], help="run only test cases of this role")
-    group.addoption("--results-dir", default=None,
-                    help="also write one JSON result per test case here (used by reports)")
+    group.addoption(
+        "--results-dir", default=None, help="also write one JSON result per test case here (used by reports)"
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -76,7 +81,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     roles = config.getoption("--role")
     if not roles:
         return
-    keep, drop = [], []
+    keep: list[pytest.Item] = []
+    drop: list[pytest.Item] = []
     for item in items:
         (keep if not isinstance(item, CaseItem) or item.case.role in roles else drop).append(item)
     if drop:
@@ -142,12 +148,14 @@ class CaseItem(pytest.Item):
             raise CaseFailed(_error_result(self.case, str(exc))) from None
         result = session.run_case(self.case)
         self.result = result
-        self.user_properties.extend([
-            ("verdict", result.verdict.value),
-            ("profile", result.profile),
-            ("provisional", ",".join(result.provisional)),
-            ("pcap", result.pcap or ""),
-        ])
+        self.user_properties.extend(
+            [
+                ("verdict", result.verdict.value),
+                ("profile", result.profile),
+                ("provisional", ",".join(result.provisional)),
+                ("pcap", result.pcap or ""),
+            ]
+        )
         _allure(self.case, result)
         out = self.config.getoption("--results-dir")
         if out:
@@ -198,15 +206,39 @@ def format_result(case: TestCase, r: CaseResult) -> str:
 
 def result_json(case: TestCase, r: CaseResult) -> dict[str, Any]:
     return {
-        "id": case.id, "title": case.title, "file": case.file, "sha256": case.sha256, "clause": case.clause,
-        "requirements": list(case.requirements), "strength": case.strength, "role": case.role,
-        "verdict": r.verdict.value, "reason": r.reason, "decisive_step": r.decisive_step,
-        "decisive_datagram": r.decisive_datagram, "profile": r.profile, "profile_sha256": r.profile_sha256,
-        "sut": r.sut, "capture": r.capture_mode, "pcap": r.pcap, "provisional": r.provisional,
+        "id": case.id,
+        "title": case.title,
+        "file": case.file,
+        "sha256": case.sha256,
+        "clause": case.clause,
+        "requirements": list(case.requirements),
+        "strength": case.strength,
+        "role": case.role,
+        "verdict": r.verdict.value,
+        "reason": r.reason,
+        "decisive_step": r.decisive_step,
+        "decisive_datagram": r.decisive_datagram,
+        "profile": r.profile,
+        "profile_sha256": r.profile_sha256,
+        "sut": r.sut,
+        "capture": r.capture_mode,
+        "pcap": r.pcap,
+        "provisional": r.provisional,
         "duration_s": round(r.duration_s, 4),
-        "steps": [{"index": s.index, "kind": s.kind, "line": s.line, "verdict": s.verdict.value,
-                   "reason": s.reason, "datagram": s.datagram, "node": s.node, "peer": s.peer,
-                   "findings": [f.__dict__ for f in s.findings]} for s in r.steps],
+        "steps": [
+            {
+                "index": s.index,
+                "kind": s.kind,
+                "line": s.line,
+                "verdict": s.verdict.value,
+                "reason": s.reason,
+                "datagram": s.datagram,
+                "node": s.node,
+                "peer": s.peer,
+                "findings": [f.__dict__ for f in s.findings],
+            }
+            for s in r.steps
+        ],
         "exchange": r.exchange,
     }
 
@@ -216,12 +248,16 @@ def _write_json(folder: Path, case: TestCase, r: CaseResult) -> None:
     (folder / f"{case.id}.json").write_text(json.dumps(result_json(case, r), indent=1), encoding="utf-8")
 
 
-def _allure(case: TestCase, r: CaseResult) -> None:
+def _allure(case: TestCase, r: CaseResult) -> None:  # allure's API is untyped
     """Labels and evidence for allure-pytest, when it is active (``--alluredir``)."""
     try:
         import allure
     except ImportError:  # pragma: no cover - allure-pytest is a dependency
         return
+    _allure_untyped(allure, case, r)
+
+
+def _allure_untyped(allure: Any, case: TestCase, r: CaseResult) -> None:
     allure.dynamic.title(f"{case.id}: {case.title}")
     allure.dynamic.description(case.purpose)
     allure.dynamic.epic(case.clause.split(" ")[0] + " " + case.clause.split(" ")[1])
@@ -233,8 +269,9 @@ def _allure(case: TestCase, r: CaseResult) -> None:
     for item in r.provisional:
         allure.dynamic.tag(f"provisional:{item}")
     if r.pcap and Path(r.pcap).is_file():
-        allure.attach.file(r.pcap, name=f"{case.id}.pcap", attachment_type="application/vnd.tcpdump.pcap",
-                           extension="pcap")
+        allure.attach.file(
+            r.pcap, name=f"{case.id}.pcap", attachment_type="application/vnd.tcpdump.pcap", extension="pcap"
+        )
     if r.datagrams:
         allure.attach("\n".join(r.datagrams), name="decoded datagrams", attachment_type=allure.attachment_type.TEXT)
     if r.sut_log:

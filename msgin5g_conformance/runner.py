@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 CASE_TIME_LIMIT_S = 60.0  # hard bound on one test case, whatever the SUT does
 MAX_DATAGRAMS = 20_000  # a SUT that floods beyond this is judged on what came before
+SETTLE_S = 0.005  # before the end-of-case check for unexpected messages
 
 
 @dataclass
@@ -50,6 +51,7 @@ class _CaseState:
     consumed: set[int] = field(default_factory=set)
     cursor: dict[Address, int] = field(default_factory=dict)
     duplicates: set[int] = field(default_factory=set)
+    observed: set[Address] = field(default_factory=set)  # nodes some step looked at
 
 
 class Session:
@@ -63,6 +65,7 @@ class Session:
         capture_mode: str = "tap",
         pcap_dir: Path | None = Path("pcaps"),
         sut_label: str | None = None,
+        max_datagrams: int = MAX_DATAGRAMS,
     ) -> None:
         if capture_mode not in ("tap", "sniff"):
             raise HarnessError(f"unknown capture mode {capture_mode!r}; expected tap or sniff")
@@ -71,6 +74,7 @@ class Session:
         self.capture_mode = capture_mode
         self.pcap_dir = pcap_dir
         self.sut_label = sut_label or adapter.name
+        self.max_datagrams = max_datagrams
         self.tuning = FastTuning(profile.timers.ack_timeout_ms / 1000, profile.timers.max_retransmit)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.block: AddressBlock | None = None
@@ -80,6 +84,9 @@ class Session:
     # -- session lifecycle ------------------------------------------------------------------
 
     def open(self) -> None:
+        # aiocoap logs what the lower tester sees (e.g. an unparsable datagram) as warnings; the
+        # verdict already reports it with evidence, so keep the terminal for verdicts.
+        logging.getLogger("coap").setLevel(logging.ERROR)
         self.loop = asyncio.new_event_loop()
         self.block = claim_block(self.profile.port)
         self.topology = Topology(self.block, self.profile.port, self.profile.alt_port)
@@ -142,7 +149,12 @@ class Session:
             return self.loop.run_until_complete(asyncio.wait_for(self._run(case, started), CASE_TIME_LIMIT_S))
         except TimeoutError:
             return self._result(
-                case, Verdict.ERROR, f"test case exceeded its {CASE_TIME_LIMIT_S:.0f} s bound", [], None, set(),
+                case,
+                Verdict.ERROR,
+                f"test case exceeded its {CASE_TIME_LIMIT_S:.0f} s bound",
+                [],
+                None,
+                set(),
                 started,
             )
 
@@ -165,7 +177,7 @@ class Session:
     async def _run(self, case: TestCase, started: float) -> CaseResult:
         assert self.topology is not None
         loop = asyncio.get_running_loop()
-        recorder = Recorder(limit=MAX_DATAGRAMS)
+        recorder = Recorder(limit=self.max_datagrams)
         recorder.bind_loop(loop)
         sniffer = None
         nodes: dict[str, CoapNode] = {}
@@ -189,15 +201,18 @@ class Session:
                 nodes[name] = node
             await asyncio.wait_for(self.adapter.reset(), 10)
             endpoints = dict(self.adapter.endpoints())
-            state = _CaseState(
-                case, recorder, nodes, bindings, endpoints, {n.address for n in nodes.values()}
-            )
+            state = _CaseState(case, recorder, nodes, bindings, endpoints, {n.address for n in nodes.values()})
             for client in case.links:
                 steps.append(await self._upper(state, UpperStep("pre", None, "establish_link", client, None)))
             for step in case.steps:
                 if any(s.verdict.rank >= Verdict.INCONCLUSIVE.rank for s in steps):
                     break
                 steps.append(await self._step(state, step))
+            if not any(s.verdict.rank >= Verdict.FAIL.rank for s in steps):
+                # Evidence of a violation outweighs an inconclusive step. Let datagrams already queued on the tester's sockets be read before judging
+                # what arrived; best effort only: absence checks are the proof of a discard.
+                await asyncio.sleep(SETTLE_S)
+                steps.append(self._unexpected(state))
         except NotApplicable as exc:
             return self._result(case, Verdict.NOT_APPLICABLE, str(exc), steps, None, bindings.used, started)
         except (HarnessError, OSError) as exc:
@@ -211,12 +226,26 @@ class Session:
                 pcap_path = str(self.pcap_dir / f"{case.id}.pcap")
                 write_pcap(pcap_path, recorder.datagrams)
         if recorder.overflowed:
-            steps.append(StepResult("capture", "capture", None, Verdict.FAIL,
-                                    f"the SUT sent more than {MAX_DATAGRAMS} datagrams (flood); capture truncated"))
+            steps.append(
+                StepResult(
+                    "capture",
+                    "capture",
+                    None,
+                    Verdict.FAIL,
+                    f"the SUT sent more than {self.max_datagrams} datagrams (flood); capture truncated",
+                )
+            )
         for n in nodes.values():
             for failure in n.send_failures:
-                steps.append(StepResult("transport", "transport", None, Verdict.INCONCLUSIVE,
-                                        f"the SUT did not acknowledge a confirmable message: {failure}"))
+                steps.append(
+                    StepResult(
+                        "transport",
+                        "transport",
+                        None,
+                        Verdict.INCONCLUSIVE,
+                        f"the SUT did not acknowledge a confirmable message: {failure}",
+                    )
+                )
         verdict = Verdict.PASS
         decisive: StepResult | None = None
         for s in steps:
@@ -232,13 +261,27 @@ class Session:
         return result
 
     def _result(
-        self, case: TestCase, verdict: Verdict, reason: str, steps: list[StepResult], pcap: str | None,
-        used: set[str], started: float,
+        self,
+        case: TestCase,
+        verdict: Verdict,
+        reason: str,
+        steps: list[StepResult],
+        pcap: str | None,
+        used: set[str],
+        started: float,
     ) -> CaseResult:
         return CaseResult(
-            case_id=case.id, verdict=verdict, reason=reason, steps=steps, profile=self.profile.name,
-            profile_sha256=self.profile.sha256, sut=self.sut_label, capture_mode=self.capture_mode, pcap=pcap,
-            provisional=sorted(used), duration_s=time.monotonic() - started,
+            case_id=case.id,
+            verdict=verdict,
+            reason=reason,
+            steps=steps,
+            profile=self.profile.name,
+            profile_sha256=self.profile.sha256,
+            sut=self.sut_label,
+            capture_mode=self.capture_mode,
+            pcap=pcap,
+            provisional=sorted(used),
+            duration_s=time.monotonic() - started,
         )
 
     def _describe(self, datagrams: list[Datagram]) -> list[dict[str, Any]]:
@@ -248,9 +291,12 @@ class Session:
         t0 = datagrams[0].time if datagrams else 0.0
         for d in datagrams:
             rec: dict[str, Any] = {
-                "seq": d.seq, "t_ms": round((d.time - t0) * 1000, 3),
-                "src": f"{d.src[0]}:{d.src[1]}", "dst": f"{d.dst[0]}:{d.dst[1]}",
-                "src_node": self.topology.node_at(d.src), "dst_node": self.topology.node_at(d.dst),
+                "seq": d.seq,
+                "t_ms": round((d.time - t0) * 1000, 3),
+                "src": f"{d.src[0]}:{d.src[1]}",
+                "dst": f"{d.dst[0]}:{d.dst[1]}",
+                "src_node": self.topology.node_at(d.src),
+                "dst_node": self.topology.node_at(d.dst),
                 "hex": d.data.hex(),
             }
             try:
@@ -260,8 +306,12 @@ class Session:
             else:
                 rcpt = m.option_values(self.profile.recipient_option)
                 rec.update(
-                    type=MessageType(m.mtype).name, code=code_to_str(m.code), mid=m.mid, token=m.token.hex(),
-                    recipient=rcpt[0].decode("utf-8", "replace") if rcpt else None, summary=m.summary(),
+                    type=MessageType(m.mtype).name,
+                    code=code_to_str(m.code),
+                    mid=m.mid,
+                    token=m.token.hex(),
+                    recipient=rcpt[0].decode("utf-8", "replace") if rcpt else None,
+                    summary=m.summary(),
                 )
             out.append(rec)
         return out
@@ -304,13 +354,22 @@ class Session:
             msg = build_message(step.message, st.bindings)
             node.send(msg, to, keep_mid="mid" in step.message)
             what = msg.summary()
-        return StepResult(step.index, "send", step.line, Verdict.PASS, f"{step.sender} sent {what} to {step.to}",
-                          datagram=before if len(st.recorder) > before else None, node=step.sender, peer=step.to)
+        return StepResult(
+            step.index,
+            "send",
+            step.line,
+            Verdict.PASS,
+            f"{step.sender} sent {what} to {step.to}",
+            datagram=before if len(st.recorder) > before else None,
+            node=step.sender,
+            peer=step.to,
+        )
 
     def _candidates(self, st: _CaseState, at: Address, start: int) -> list[Datagram]:
         """Datagrams to ``at`` not yet consumed, from anyone but the tester itself."""
         return [
-            d for d in st.recorder.since(start)
+            d
+            for d in st.recorder.since(start)
             if d.dst == at and d.src not in st.tester_addresses and d.seq not in st.consumed
         ]
 
@@ -326,8 +385,13 @@ class Session:
             if d.seq in st.duplicates:
                 return True
             first = next(
-                (e for e in st.recorder.before(d.seq) if e.src == d.src and e.dst == d.dst
-                 and _mid_type(e.data) == (m.mid, m.mtype)), None)
+                (
+                    e
+                    for e in st.recorder.before(d.seq)
+                    if e.src == d.src and e.dst == d.dst and _mid_type(e.data) == (m.mid, m.mtype)
+                ),
+                None,
+            )
             if first is not None:
                 st.duplicates.add(d.seq)
                 return True
@@ -340,6 +404,7 @@ class Session:
         are left in place for the absence check to report, and the first matching one is taken.
         """
         at = st.nodes[step.at].address
+        st.observed.add(at)
         timeout_ms = step.timeout_ms or self.profile.timers.response_ms
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_ms / 1000
@@ -359,37 +424,101 @@ class Session:
             checked = max(checked, n)
             if not await st.recorder.wait_for_more(n, deadline):
                 break
-        return StepResult(step.index, "expect", step.line, Verdict.FAIL,
-                          f"no matching message arrived at {step.at} within {timeout_ms} ms",
-                          node=step.at, peer=step.sender)
+        return StepResult(
+            step.index,
+            "expect",
+            step.line,
+            Verdict.FAIL,
+            f"no matching message arrived at {step.at} within {timeout_ms} ms",
+            node=step.at,
+            peer=step.sender,
+        )
 
     def _judge(self, st: _CaseState, step: ExpectStep, d: Datagram, expected_from: Address | None) -> StepResult:
         src = self.topology.label(d.src) if self.topology else str(d.src)
         try:
             m = codec.parse(d.data)
         except codec.MalformedDatagram as exc:
-            return StepResult(step.index, "expect", step.line, Verdict.FAIL,
-                              f"malformed datagram #{d.seq} from {src} at {step.at}: {exc}", datagram=d.seq, node=step.at, peer=step.sender,
-                              findings=[Finding("datagram", "a well-formed CoAP message (RFC 7252 3)",
-                                                f"{exc}", False)])
+            return StepResult(
+                step.index,
+                "expect",
+                step.line,
+                Verdict.FAIL,
+                f"malformed datagram #{d.seq} from {src} at {step.at}: {exc}",
+                datagram=d.seq,
+                node=step.at,
+                peer=step.sender,
+                findings=[Finding("datagram", "a well-formed CoAP message (RFC 7252 3)", f"{exc}", False)],
+            )
         findings: list[Finding] = []
         if expected_from is not None:
-            findings.append(Finding("from", f"{step.sender} {expected_from[0]}:{expected_from[1]}", src,
-                                    d.src == expected_from))
+            findings.append(
+                Finding("from", f"{step.sender} {expected_from[0]}:{expected_from[1]}", src, d.src == expected_from)
+            )
         findings.extend(judge(m, step.message, st.bindings))
         bad = [f for f in findings if not f.ok]
         if bad:
             detail = "; ".join(f"{f.field}: expected {f.expected}, found {f.found}" for f in bad)
-            return StepResult(step.index, "expect", step.line, Verdict.FAIL,
-                              f"datagram #{d.seq} at {step.at} ({m.summary()}): {detail}", datagram=d.seq, node=step.at, peer=step.sender,
-                              findings=findings)
+            return StepResult(
+                step.index,
+                "expect",
+                step.line,
+                Verdict.FAIL,
+                f"datagram #{d.seq} at {step.at} ({m.summary()}): {detail}",
+                datagram=d.seq,
+                node=step.at,
+                peer=step.sender,
+                findings=findings,
+            )
         st.bindings.captures.update(capture_fields(m, step.capture, st.bindings))
-        return StepResult(step.index, "expect", step.line, Verdict.PASS,
-                          f"datagram #{d.seq} at {step.at} from {src}: {m.summary()}", datagram=d.seq, node=step.at, peer=step.sender,
-                          findings=findings)
+        return StepResult(
+            step.index,
+            "expect",
+            step.line,
+            Verdict.PASS,
+            f"datagram #{d.seq} at {step.at} from {src}: {m.summary()}",
+            datagram=d.seq,
+            node=step.at,
+            peer=step.sender,
+            findings=findings,
+        )
+
+    def _unexpected(self, st: _CaseState) -> StepResult:
+        """At every node a step looked at, every message from the SUT must be accounted for.
+
+        Nodes the case never looks at are not judged here, so a defect seen only there is left to
+        the cases about it (each faulty variant is caught by the cases of its requirement).
+        """
+        assert self.topology is not None
+        extra = [
+            d
+            for d in st.recorder.since(0)
+            if d.dst in st.observed
+            and d.src not in st.tester_addresses
+            and d.seq not in st.consumed
+            and not self._is_noise(st, d, False)
+        ]
+        if not extra:
+            return StepResult("end", "no-unexpected", None, Verdict.PASS, "no unexpected message from the SUT")
+        d = extra[0]
+        try:
+            shown = codec.parse(d.data).summary()
+        except codec.MalformedDatagram as exc:
+            shown = f"malformed datagram ({exc})"
+        return StepResult(
+            "end",
+            "no-unexpected",
+            None,
+            Verdict.FAIL,
+            f"{len(extra)} unexpected message(s) from the SUT; first: datagram #{d.seq} at "
+            f"{self.topology.label(d.dst)} from {self.topology.label(d.src)}: {shown}",
+            datagram=d.seq,
+            findings=[Finding("unexpected message", "none", shown, False)],
+        )
 
     async def _absence(self, st: _CaseState, step: ExpectNothingStep) -> StepResult:
         watched = {st.nodes[n].address for n in step.at}
+        st.observed.update(watched)
         starts = {a: st.cursor.get(a, 0) for a in watched}
         window = step.window_ms or self.profile.timers.absence_window_ms
         await asyncio.sleep(window / 1000)
@@ -417,30 +546,47 @@ class Session:
             except codec.MalformedDatagram as exc:
                 shown = f"malformed datagram ({exc})"
             assert self.topology is not None
-            return StepResult(step.index, "expect_nothing", step.line, Verdict.FAIL,
-                              f"expected nothing at {names}, but datagram #{d.seq} arrived at "
-                              f"{self.topology.label(d.dst)} from {self.topology.label(d.src)}: {shown}",
-                              datagram=d.seq,
-                              findings=[Finding("absence", f"nothing at {names}", shown, False)])
+            return StepResult(
+                step.index,
+                "expect_nothing",
+                step.line,
+                Verdict.FAIL,
+                f"expected nothing at {names}, but datagram #{d.seq} arrived at "
+                f"{self.topology.label(d.dst)} from {self.topology.label(d.src)}: {shown}",
+                datagram=d.seq,
+                findings=[Finding("absence", f"nothing at {names}", shown, False)],
+            )
         failed = next((r for r in control_results if r.verdict is not Verdict.PASS), None)
         if failed is not None:
             verdict = Verdict.ERROR if failed.verdict is Verdict.ERROR else Verdict.INCONCLUSIVE
-            return StepResult(step.index, "expect_nothing", step.line, verdict,
-                              f"nothing arrived at {names}, but the positive control did not succeed, so the "
-                              f"absence proves nothing: step {failed.index}: {failed.reason}",
-                              datagram=failed.datagram, findings=failed.findings)
+            return StepResult(
+                step.index,
+                "expect_nothing",
+                step.line,
+                verdict,
+                f"nothing arrived at {names}, but the positive control did not succeed, so the "
+                f"absence proves nothing: step {failed.index}: {failed.reason}",
+                datagram=failed.datagram,
+                findings=failed.findings,
+            )
         last = control_results[-1]
-        return StepResult(step.index, "expect_nothing", step.line, Verdict.PASS,
-                          f"nothing arrived at {names} in {window} ms and until the positive control "
-                          f"(step {last.index}) arrived", datagram=last.datagram)
+        return StepResult(
+            step.index,
+            "expect_nothing",
+            step.line,
+            Verdict.PASS,
+            f"nothing arrived at {names} in {window} ms and until the positive control (step {last.index}) arrived",
+            datagram=last.datagram,
+        )
 
     async def _upper(self, st: _CaseState, step: UpperStep) -> StepResult:
         a = self.adapter
         try:
             if step.op in ("establish_link", "release_link"):
                 assert step.client is not None and self.topology is not None
-                info = ClientInfo(step.client, self.profile.client_address(step.client),
-                                  self.topology.address(step.client))
+                info = ClientInfo(
+                    step.client, self.profile.client_address(step.client), self.topology.address(step.client)
+                )
                 fn = a.establish_link if step.op == "establish_link" else a.release_link
                 await asyncio.wait_for(fn(info), 10)
                 return StepResult(step.index, "upper", step.line, Verdict.PASS, f"{step.op} {step.client}")
@@ -452,15 +598,25 @@ class Session:
                 found = await asyncio.wait_for(a.read_configuration(), 10)
                 want = st.bindings.resolve(step.expect) if step.expect is not None else None
                 ok = want is None or found == want
-                return StepResult(step.index, "upper", step.line, Verdict.PASS if ok else Verdict.FAIL,
-                                  f"read_configuration: expected {want!r}, found {found!r}",
-                                  findings=[Finding("applied configuration", repr(want), repr(found), ok)])
+                return StepResult(
+                    step.index,
+                    "upper",
+                    step.line,
+                    Verdict.PASS if ok else Verdict.FAIL,
+                    f"read_configuration: expected {want!r}, found {found!r}",
+                    findings=[Finding("applied configuration", repr(want), repr(found), ok)],
+                )
             return StepResult(step.index, "upper", step.line, Verdict.PASS, step.op)
         except NotSupported as exc:
             raise NotApplicable(f"upper tester operation {step.op}: {exc}") from None
         except TimeoutError:
-            return StepResult(step.index, "upper", step.line, Verdict.ERROR,
-                              f"upper tester operation {step.op} did not complete within 10 s")
+            return StepResult(
+                step.index,
+                "upper",
+                step.line,
+                Verdict.ERROR,
+                f"upper tester operation {step.op} did not complete within 10 s",
+            )
 
 
 def _mid_type(data: bytes) -> tuple[int, int] | None:

@@ -12,7 +12,8 @@ import json
 
 from msgin5g_conformance.capture.record import Address
 from msgin5g_conformance.coap.codec import CoapMessage
-from msgin5g_conformance.coap.numbers import Code
+from msgin5g_conformance.coap.numbers import Code, MessageType
+from msgin5g_conformance.coapnode import CoapNode
 
 from .base import ClientInfo
 from .reference.relay import ReferenceRelay
@@ -109,7 +110,7 @@ class IgnoresCriticalOption(ReferenceRelay):
 
 
 class SendsGarbage(ReferenceRelay):
-    """Breaks REQ-RELAY-DL-1 (robustness): relays a truncated datagram instead of the response."""
+    """Robustness: relays a truncated datagram instead of the response."""
 
     def forward_downlink(self, msg: CoapMessage, client: ClientInfo) -> None:
         assert self.pc5 is not None
@@ -129,5 +130,43 @@ VARIANTS: dict[str, tuple[type[ReferenceRelay], str]] = {
     "echoes-uplink": (EchoesUplink, "REQ-RELAY-DL-1"),
     "drops-content-format": (DropsContentFormat, "REQ-RELAY-TERM-1"),
     "ignores-critical-option": (IgnoresCriticalOption, "REQ-COAP-CRIT-1"),
-    "sends-garbage": (SendsGarbage, "REQ-RELAY-DL-1"),
+}
+
+
+class Silent(ReferenceRelay):
+    """Robustness: a SUT that never answers anything (no relaying, no acknowledgements)."""
+
+    async def start(self) -> None:
+        await super().start()
+        for node in (self.pc5, self.uu):
+            if node is not None:
+                node.on_message = None
+                node.ack_requests = False
+
+    def on_pc5(self, node: CoapNode, msg: CoapMessage, src: Address) -> None:
+        return
+
+    def on_uu(self, node: CoapNode, msg: CoapMessage, src: Address) -> None:
+        return
+
+
+class Floods(ReferenceRelay):
+    """Robustness: answers every relayed response with a flood of copies (bounded, 3,000)."""
+
+    FLOOD = 3000
+
+    def forward_downlink(self, msg: CoapMessage, client: ClientInfo) -> None:
+        assert self.pc5 is not None
+        copy = dataclasses.replace(self.downlink_copy(msg), mtype=MessageType.NON)
+        for i in range(self.FLOOD):  # distinct Message IDs: not retransmissions, new messages
+            self.pc5.send_raw(dataclasses.replace(copy, mid=(msg.mid + 1 + i) & 0xFFFF).encode(), client.endpoint)
+        self.note(f"(faulty) flooded {self.FLOOD} copies")
+
+
+# Not one requirement each: these check that a misbehaving SUT gives fail/inconclusive with a
+# reason, in bounded time, and that the rest of the suite still runs.
+ROBUSTNESS: dict[str, tuple[type[ReferenceRelay], str]] = {
+    "sends-garbage": (SendsGarbage, "robustness"),
+    "silent": (Silent, "robustness"),
+    "floods": (Floods, "robustness"),
 }

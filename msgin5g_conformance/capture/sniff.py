@@ -356,10 +356,8 @@ class LoopbackSniffer:
             self._marker = None
 
     def _build_filter(self) -> str:
-        if self._network is not None:
-            scope = f"net {self._network}"
-        else:
-            scope = " or ".join(f"host {h}" for h in self._hosts)
+        hosts = " or ".join(f"host {h}" for h in self._hosts)
+        scope = f"net {self._network}" if self._network is not None else hosts
         expr = f"udp and ({scope})"
         if self.port_hint is not None:
             ports = f"port {self.port_hint}"

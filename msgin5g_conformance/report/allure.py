@@ -1,0 +1,222 @@
+"""Allure annotations for one test case run: labels, spec links, steps and evidence.
+
+:func:`annotate` is called by the pytest plugin while the test item runs, after the runner has
+produced the :class:`~msgin5g_conformance.verdict.CaseResult`. It does nothing unless
+allure-pytest is recording (``--alluredir``).
+
+What it adds:
+
+* title and description (the case purpose);
+* labels from the case data: epic = the specification (``TS 24.538``), feature = the clause,
+  one story per requirement id, severity from the requirement strength (shall -> critical,
+  should -> normal, may -> minor), tags for the role, the verdict, the SUT, the profile and
+  ``provisional:<item>`` for each provisional profile item the case relied on;
+* a link per specification named in the clause (3GPP DynaReport page, RFC editor page);
+* one Allure step per :class:`~msgin5g_conformance.verdict.StepResult`, named
+  ``step <index> <kind> ...: <reason>``; a step's Allure status follows its verdict
+  (fail -> failed; error and inconclusive -> broken; not-applicable -> skipped) without the
+  test raising anything: the step context is closed with an exception *instance* passed to its
+  ``__exit__``, which is how allure-python-commons derives a step's status and message;
+* attachments: the pcap, the message sequence chart (SVG), the decoded datagrams, the failed
+  expectations with expected and found (JSON) and the SUT log.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from ..model import TestCase
+    from ..verdict import CaseResult, StepResult
+
+SEVERITY = {"shall": "critical", "should": "normal", "may": "minor"}
+STEP_NAME_MAX = 400
+
+PCAP_TYPE = "application/vnd.tcpdump.pcap"
+SVG_TYPE = "image/svg+xml"
+TEXT_TYPE = "text/plain"
+JSON_TYPE = "application/json"
+
+_SPEC = re.compile(r"\b(TS|TR)\s*(\d{2})\.(\d{3})\b(?:\s+([A-Z]?\d+(?:\.(?:\d+|x))*|[A-Z]\.\d+(?:\.\d+)*))?")
+_RFC = re.compile(r"\bRFC\s*(\d{3,5})(?:\s+(\d+(?:\.\d+)*))?")
+
+
+class StepFailed(AssertionError):
+    """Marks an Allure step failed (a fail verdict: the SUT broke the requirement)."""
+
+
+class StepBroken(Exception):
+    """Marks an Allure step broken (error or inconclusive: no verdict on the SUT)."""
+
+
+def spec_of(clause: str) -> str:
+    """The specification a clause belongs to: ``TS 24.538 6.2.2.1`` -> ``TS 24.538``."""
+    m = _SPEC.search(clause)
+    if m:
+        return f"{m.group(1)} {m.group(2)}.{m.group(3)}"
+    r = _RFC.search(clause)
+    if r:
+        return f"RFC {r.group(1)}"
+    return clause.strip() or "unspecified"
+
+
+def spec_links(clause: str) -> list[tuple[str, str]]:
+    """``(name, url)`` for every specification named in a clause, in order, without repeats.
+
+    3GPP specifications link to their DynaReport page (``TS 24.538 6.2.2.1`` is named so and
+    points to ``https://www.3gpp.org/DynaReport/24538.htm``); RFCs to the RFC editor, with the
+    section anchor when the clause gives one.
+    """
+    links: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for m in _SPEC.finditer(clause):
+        url = f"https://www.3gpp.org/DynaReport/{m.group(2)}{m.group(3)}.htm"
+        if url not in seen:
+            seen.add(url)
+            name = f"{m.group(1)} {m.group(2)}.{m.group(3)}" + (f" {m.group(4)}" if m.group(4) else "")
+            links.append((name, url))
+    for r in _RFC.finditer(clause):
+        url = f"https://www.rfc-editor.org/rfc/rfc{r.group(1)}"
+        if r.group(2):
+            url += f"#section-{r.group(2)}"
+        if url not in seen:
+            seen.add(url)
+            links.append((f"RFC {r.group(1)}" + (f" {r.group(2)}" if r.group(2) else ""), url))
+    return links
+
+
+def step_title(step: StepResult) -> str:
+    """``step 2 expect at cue1: <reason>`` (send: ``from A to B``; other kinds: just the kind)."""
+    if step.kind == "expect" and step.node:
+        where = f" at {step.node}"
+    elif step.kind == "send" and step.node:
+        where = f" from {step.node}" + (f" to {step.peer}" if step.peer else "")
+    else:
+        where = ""
+    title = f"step {step.index} {step.kind}{where}: {step.reason}"
+    return title if len(title) <= STEP_NAME_MAX else title[: STEP_NAME_MAX - 1] + "\u2026"
+
+
+def _active() -> bool:
+    """True when an Allure listener is registered (pytest ran with ``--alluredir``)."""
+    try:
+        from allure_commons import plugin_manager
+    except ImportError:  # pragma: no cover - allure-pytest is a dependency
+        return False
+    return bool(plugin_manager.hook.attach_data.get_hookimpls())
+
+
+def decoded_datagrams(result: CaseResult) -> str:
+    """One block per datagram: the decoded summary line, then its bytes in hex."""
+    lines = []
+    for rec, text in zip(result.exchange, result.datagrams, strict=False):
+        lines.append(text)
+        if rec.get("hex"):
+            lines.append(f"    hex {rec['hex']}")
+    return "\n".join(lines) + "\n" if lines else "(no datagrams captured)\n"
+
+
+def failed_expectations(case: TestCase, result: CaseResult) -> list[dict[str, Any]]:
+    """Every step that did not pass, with its location and the checks that failed."""
+    out = []
+    for s in result.steps:
+        if s.verdict.value in ("pass", "not-applicable"):
+            continue
+        out.append({
+            "step": s.index,
+            "kind": s.kind,
+            "where": f"{case.file}:{s.line}" if s.line else case.file,
+            "verdict": s.verdict.value,
+            "reason": s.reason,
+            "node": s.node,
+            "peer": s.peer,
+            "datagram": s.datagram,
+            "failed_checks": [{"field": f.field, "expected": f.expected, "found": f.found}
+                              for f in s.findings if not f.ok],
+        })
+    return out
+
+
+def _checks_text(step: StepResult) -> str:
+    return "\n".join(
+        f"{'ok  ' if f.ok else 'FAIL'} {f.field}: expected {f.expected}; found {f.found}" for f in step.findings
+    ) + "\n"
+
+
+def _api() -> Any:
+    """The ``allure`` module (allure-python-commons carries no annotations)."""
+    import allure as api
+
+    return api
+
+
+def step_outcome(step: StepResult) -> BaseException | None:
+    """The exception whose type tells Allure the step status (None: passed)."""
+    status = step.verdict.value
+    if status == "fail":
+        return StepFailed(step.reason)
+    if status in ("error", "inconclusive"):
+        return StepBroken(f"{status}: {step.reason}")
+    if status == "not-applicable":
+        return pytest.skip.Exception(step.reason)
+    return None
+
+
+def _record_step(step: StepResult) -> None:
+    """One Allure step for one step result, its status set from the verdict.
+
+    The step context is closed with the outcome's exception details, as if that exception had
+    left the ``with`` block, but nothing is raised: the test's own outcome stays the plugin's.
+    """
+    allure = _api()
+    context = allure.step(step_title(step))
+    context.__enter__()
+    outcome: BaseException | None = None
+    try:
+        if step.findings:
+            allure.attach(_checks_text(step), name="checks", attachment_type=TEXT_TYPE, extension="txt")
+        outcome = step_outcome(step)
+    finally:
+        context.__exit__(type(outcome) if outcome else None, outcome, None)
+
+
+def annotate(case: TestCase, result: CaseResult) -> None:
+    """Describe one finished case to allure-pytest (labels, links, steps, attachments)."""
+    if not _active():
+        return
+    allure = _api()
+    from ..plugin import result_json
+    from .msc import render_svg
+
+    allure.dynamic.title(f"{case.id}: {case.title}")
+    allure.dynamic.description(case.purpose)
+    allure.dynamic.epic(spec_of(case.clause))
+    allure.dynamic.feature(case.clause)
+    for req in case.requirements:
+        allure.dynamic.story(req)
+    allure.dynamic.severity(SEVERITY.get(case.strength, "normal"))
+    allure.dynamic.tag(case.role, f"verdict:{result.verdict.value}", f"sut:{result.sut}", f"profile:{result.profile}")
+    for item in result.provisional:
+        allure.dynamic.tag(f"provisional:{item}")
+    for name, url in spec_links(case.clause):
+        allure.dynamic.link(url, name=name)
+
+    for step in result.steps:
+        _record_step(step)
+
+    if result.pcap and Path(result.pcap).is_file():
+        allure.attach.file(result.pcap, name=f"{case.id}.pcap", attachment_type=PCAP_TYPE, extension="pcap")
+    record = result_json(case, result)
+    allure.attach(render_svg(record), name="sequence chart", attachment_type=SVG_TYPE, extension="svg")
+    allure.attach(decoded_datagrams(result), name="decoded datagrams", attachment_type=TEXT_TYPE, extension="txt")
+    failed = failed_expectations(case, result)
+    if failed:
+        allure.attach(json.dumps(failed, indent=1, ensure_ascii=False), name="failed expectations",
+                      attachment_type=JSON_TYPE, extension="json")
+    if result.sut_log:
+        allure.attach(result.sut_log, name="SUT log", attachment_type=TEXT_TYPE, extension="txt")

@@ -1,0 +1,270 @@
+"""The compliance matrix: every catalogued requirement, the cases citing it and their verdicts.
+
+:func:`build` reads the per-case result records (``reports/results/*.json``), the test case
+files and the pcaps, and returns one plain dict; :func:`write` renders it as
+``compliance.json`` and ``compliance.md``.
+
+Requirement status, from the verdicts of the cases citing it:
+
+* ``uncovered`` - no test case cites it;
+* ``fail`` - at least one case failed (the SUT broke it);
+* ``error`` - otherwise, at least one case could not be run properly (harness or set-up);
+* ``inconclusive`` - otherwise, at least one case could not decide;
+* ``not-run`` - otherwise, at least one citing case has no result in this run;
+* ``not-applicable`` - every citing case was not applicable to the SUT;
+* ``pass`` - every citing case that applied passed.
+
+A requirement is flagged *provisional* when a citing case relied on a profile item the profile
+marks provisional: the verdict stands only as far as that profile value does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ..errors import DefinitionError
+from ..loader import discover, load_testcase
+from ..profile import Profile
+from ..requirements import catalogue
+
+FORMAT = "msgin5g-compliance/1"
+NONE = "\u2014"
+STATUS_ORDER = ("fail", "error", "inconclusive", "not-run", "pass", "not-applicable", "uncovered")
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 16), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def read_results(results_dir: str | Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """All result records in a folder, sorted by case id, and a line per unreadable file."""
+    folder = Path(results_dir)
+    results: list[dict[str, Any]] = []
+    problems: list[str] = []
+    if not folder.is_dir():
+        return [], [f"{folder}: no such results folder"]
+    for f in sorted(folder.glob("*.json")):
+        try:
+            data = json.loads(f.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            problems.append(f"{f}: unreadable result: {exc}")
+            continue
+        if not isinstance(data, dict) or not isinstance(data.get("id"), str) or "verdict" not in data:
+            problems.append(f"{f}: not a test case result (expected a mapping with id and verdict)")
+            continue
+        results.append(data)
+    results.sort(key=lambda r: str(r["id"]))
+    return results, problems
+
+
+def requirement_status(verdicts: Iterable[str]) -> str:
+    """The status of one requirement from its cases' verdicts (see the module docstring)."""
+    seen = set(verdicts)
+    if not seen:
+        return "uncovered"
+    for status in ("fail", "error", "inconclusive", "not-run"):
+        if status in seen:
+            return status
+    if seen == {"not-applicable"}:
+        return "not-applicable"
+    return "pass"
+
+
+def _hash_tree(folder: Path, patterns: Sequence[str]) -> list[dict[str, str]]:
+    if not folder.is_dir():
+        return []
+    files = sorted({p for pat in patterns for p in folder.rglob(pat) if p.is_file()})
+    return [{"file": p.relative_to(folder).as_posix(), "sha256": sha256_file(p)} for p in files]
+
+
+def build(
+    results_dir: str | Path,
+    testcases_dir: str | Path,
+    pcaps_dir: str | Path,
+    profile: Profile,
+    sut: str,
+    harness_version: str,
+    *,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """The compliance matrix of one run as a JSON-ready dict."""
+    results, warnings = read_results(results_dir)
+    tc_dir, pcap_dir = Path(testcases_dir), Path(pcaps_dir)
+    cat = catalogue()
+
+    # Test cases defined on disk (so a case that did not run still shows up as not-run).
+    defined: dict[str, dict[str, Any]] = {}
+    files: list[dict[str, str]] = []
+    paths = discover([tc_dir]) if tc_dir.is_dir() else []
+    if not tc_dir.is_dir():
+        warnings.append(f"{tc_dir}: no such test case folder")
+    for path in paths:
+        entry = {"file": path.relative_to(tc_dir).as_posix(), "sha256": sha256_file(path), "id": ""}
+        files.append(entry)
+        try:
+            tc = load_testcase(path, profile)
+        except DefinitionError as exc:
+            warnings.append(f"test case file not loadable: {exc}")
+            continue
+        entry["id"] = tc.id
+        defined[tc.id] = {"id": tc.id, "title": tc.title, "file": entry["file"], "sha256": tc.sha256,
+                          "clause": tc.clause, "requirements": list(tc.requirements), "strength": tc.strength,
+                          "role": tc.role}
+
+    pcaps = _hash_tree(pcap_dir, ["*.pcap", "*.pcapng"])
+    pcap_hash = {Path(p["file"]).name: p["sha256"] for p in pcaps}
+
+    cases: dict[str, dict[str, Any]] = {}
+    for r in results:
+        cid = str(r["id"])
+        d = defined.get(cid, {})
+        if d and r.get("sha256") and d["sha256"] != r["sha256"]:
+            warnings.append(f"{cid}: the test case file changed after the run (SHA-256 differs)")
+        if r.get("profile_sha256") and r["profile_sha256"] != profile.sha256:
+            warnings.append(f"{cid}: run with profile {r.get('profile')!r} ({str(r['profile_sha256'])[:12]}...), "
+                            f"not the reported profile {profile.name!r} ({profile.sha256[:12]}...)")
+        if r.get("sut") and r["sut"] != sut:
+            warnings.append(f"{cid}: run against SUT {r['sut']!r}, not {sut!r}")
+        pcap_name = Path(str(r["pcap"])).name if r.get("pcap") else None
+        pcap_sum = pcap_hash.get(pcap_name) if pcap_name else None
+        if pcap_name and pcap_sum is None and Path(str(r["pcap"])).is_file():
+            pcap_sum = sha256_file(Path(str(r["pcap"])))  # captured outside pcaps_dir
+        cases[cid] = {
+            "id": cid,
+            "title": r.get("title", d.get("title", "")),
+            "file": d.get("file", r.get("file", "")),
+            "requirements": list(r.get("requirements") or d.get("requirements") or []),
+            "strength": r.get("strength", d.get("strength", "")),
+            "role": r.get("role", d.get("role", "")),
+            "verdict": str(r["verdict"]),
+            "reason": str(r.get("reason", "")),
+            "provisional": sorted(r.get("provisional") or []),
+            "pcap": pcap_name,
+            "pcap_sha256": pcap_sum,
+            "duration_s": r.get("duration_s"),
+        }
+    for cid, d in defined.items():
+        if cid not in cases:
+            cases[cid] = {**{k: d[k] for k in ("id", "title", "file", "requirements", "strength", "role")},
+                          "verdict": "not-run", "reason": "no result in this run", "provisional": [],
+                          "pcap": None, "pcap_sha256": None, "duration_s": None}
+
+    citing: dict[str, list[str]] = {}
+    for cid in sorted(cases):
+        for req in cases[cid]["requirements"]:
+            citing.setdefault(req, []).append(cid)
+            if req not in cat:
+                warnings.append(f"{cid}: cites {req}, which is not in the requirement catalogue")
+
+    requirements = []
+    for rid, req in cat.items():
+        ids = citing.get(rid, [])
+        provisional = sorted({item for c in ids for item in cases[c]["provisional"]
+                              if cases[c]["verdict"] not in ("not-run", "not-applicable")})
+        requirements.append({
+            "id": rid, "title": req.title, "clause": req.clause, "tag": req.tag,
+            "status": requirement_status(cases[c]["verdict"] for c in ids),
+            "provisional": bool(provisional), "provisional_items": provisional,
+            "cases": [{"id": c, "verdict": cases[c]["verdict"], "provisional": cases[c]["provisional"]} for c in ids],
+        })
+
+    when = (now or datetime.now(UTC)).isoformat(timespec="seconds")
+    return {
+        "format": FORMAT,
+        "identity": {
+            "harness_version": harness_version,
+            "profile": {"name": profile.name, "sha256": profile.sha256, "source": profile.source},
+            "sut": sut,
+            "date": when,
+            "testcases_dir": str(tc_dir),
+            "pcaps_dir": str(pcap_dir),
+            "testcases": files,
+            "pcaps": pcaps,
+        },
+        "summary": {
+            "requirements": dict(Counter(r["status"] for r in requirements)),
+            "cases": dict(Counter(c["verdict"] for c in cases.values())),
+            "provisional_requirements": sum(1 for r in requirements if r["provisional"]),
+        },
+        "requirements": requirements,
+        "cases": [cases[c] for c in sorted(cases)],
+        "warnings": warnings,
+    }
+
+
+def _cell(value: object) -> str:
+    return str(value).replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+
+
+def _counts(counts: Mapping[str, int]) -> str:
+    keys = [k for k in STATUS_ORDER if k in counts] + sorted(k for k in counts if k not in STATUS_ORDER)
+    return ", ".join(f"{counts[k]} {k}" for k in keys) or "none"
+
+
+def render_markdown(matrix: Mapping[str, Any]) -> str:
+    """``compliance.md``: identity, summary, requirements, cases, file and capture hashes."""
+    ident = matrix["identity"]
+    out = [
+        "# MSGin5G compliance matrix (TS 24.538 6.2.2)",
+        "",
+        "| Run | |",
+        "|---|---|",
+        f"| Harness version | {_cell(ident['harness_version'])} |",
+        f"| Profile | {_cell(ident['profile']['name'])} (SHA-256 `{ident['profile']['sha256']}`) |",
+        f"| SUT | {_cell(ident['sut'])} |",
+        f"| Date | {_cell(ident['date'])} |",
+        f"| Test case files | {len(ident['testcases'])} in `{_cell(ident['testcases_dir'])}` |",
+        f"| Captures | {len(ident['pcaps'])} in `{_cell(ident['pcaps_dir'])}` |",
+        "",
+        f"**Requirements:** {_counts(matrix['summary']['requirements'])}.  ",
+        f"**Test cases:** {_counts(matrix['summary']['cases'])}.  ",
+        f"**Provisional:** {matrix['summary']['provisional_requirements']} requirement(s) rest on provisional "
+        "profile items (marked \u26a0 below).",
+        "",
+        "## Requirements",
+        "",
+        "| Requirement | Status | Test cases | Clause | Tag | Title |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in matrix["requirements"]:
+        status = r["status"].upper() if r["status"] in ("pass", "fail", "error") else r["status"]
+        if r["provisional"]:
+            status += f" \u26a0 provisional ({', '.join(r['provisional_items'])})"
+        cases = ", ".join(f"{c['id']} ({c['verdict']})" for c in r["cases"]) or NONE
+        out.append(f"| {_cell(r['id'])} | {_cell(status)} | {_cell(cases)} | {_cell(r['clause'])} | "
+                   f"{_cell(r['tag'])} | {_cell(r['title'])} |")
+    out += ["", "## Test cases", "", "| Case | Verdict | Requirements | Provisional items | Reason | pcap SHA-256 |",
+            "|---|---|---|---|---|---|"]
+    for c in matrix["cases"]:
+        pcap = f"{c['pcap']} `{c['pcap_sha256']}`" if c.get("pcap_sha256") else (c.get("pcap") or NONE)
+        provisional = ", ".join(c["provisional"]) or NONE
+        out.append(f"| {_cell(c['id'])} | {_cell(c['verdict'])} | {_cell(', '.join(c['requirements']))} | "
+                   f"{_cell(provisional)} | {_cell(c['reason'])} | {_cell(pcap)} |")
+    out += ["", "## Test case files", "", "| File | Case | SHA-256 |", "|---|---|---|"]
+    out += [f"| {_cell(f['file'])} | {_cell(f['id'] or '?')} | `{f['sha256']}` |" for f in ident["testcases"]]
+    out += ["", "## Captures", "", "| File | SHA-256 |", "|---|---|"]
+    out += [f"| {_cell(p['file'])} | `{p['sha256']}` |" for p in ident["pcaps"]]
+    if matrix["warnings"]:
+        out += ["", "## Warnings", ""]
+        out += [f"- {w}" for w in matrix["warnings"]]
+    return "\n".join(out) + "\n"
+
+
+def write(matrix: Mapping[str, Any], out_dir: str | Path) -> tuple[Path, Path]:
+    """Write ``compliance.json`` and ``compliance.md`` into ``out_dir``; return both paths."""
+    folder = Path(out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    j, m = folder / "compliance.json", folder / "compliance.md"
+    j.write_text(json.dumps(matrix, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    m.write_text(render_markdown(matrix), encoding="utf-8")
+    return j, m

@@ -1,0 +1,30 @@
+"""Shared fixtures for the harness's own tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from msgin5g_conformance.profile import Profile, load_profile
+
+ROOT = Path(__file__).resolve().parent.parent
+TESTCASES = ROOT / "testcases"
+DEFAULT_PROFILE = ROOT / "msgin5g_conformance" / "data" / "default-profile.yaml"
+
+
+def write_profile(folder: Path, **timers: int) -> Path:
+    """A copy of the default profile with some timers changed (shorter waits for self-tests)."""
+    data = yaml.safe_load(DEFAULT_PROFILE.read_text(encoding="utf-8"))
+    data["timers"].update(timers)
+    data["config_schema"] = str(ROOT / "msgin5g_conformance" / "schemas" / "ue-config.schema.json")
+    path = folder / "fast-profile.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def fast_profile(tmp_path_factory: pytest.TempPathFactory) -> Profile:
+    """The default profile with a 400 ms response wait: failing cases conclude sooner."""
+    return load_profile(write_profile(tmp_path_factory.mktemp("profile"), response_ms=400))
