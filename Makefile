@@ -22,6 +22,7 @@ test: lint typecheck unit
 
 lint: $(STAMP)
 	$(BIN)/ruff check msgin5g_conformance sut_adapters tests benchmarks conftest.py
+	$(BIN)/ruff format --check msgin5g_conformance/*.py sut_adapters
 	$(BIN)/msgin5g-conformance lint testcases
 
 typecheck: $(STAMP)
@@ -33,7 +34,7 @@ unit: $(STAMP)
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/bench_relay.py
+	$(BIN)/python benchmarks/bench_relay.py --runs 5
 
 clean:
 	rm -rf $(VENV) pcaps reports build *.egg-info
