@@ -34,7 +34,7 @@ from .errors import HarnessError
 from .profile import Profile
 from .verdict import Finding
 
-VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.-]*)\}")
+VARIABLE = re.compile(r"\$\{([A-Za-z_](?:[A-Za-z0-9_.-]|\{min_batch\})*)\}")
 
 
 class TemplateError(HarnessError):
@@ -55,8 +55,8 @@ class Bindings:
 
     profile: Profile
     case_dir: Path
+    configurations: dict[str, str] = field(default_factory=dict)  # node -> document|forbidden|unknown
     captures: dict[str, Any] = field(default_factory=dict)
-    configs: dict[str, Any] = field(default_factory=dict)
     used: set[str] = field(default_factory=set)
 
     def _mark(self, item: str) -> None:
@@ -67,15 +67,24 @@ class Bindings:
         head, _, rest = name.partition(".")
         if head == "addr":
             self._mark("addresses")
-            return self.profile.address_of(rest)
+            return self.profile.address_of("sut" if rest == "sut" else rest)
         if head == "uri":
             self._mark("single_uri" if rest == "single" else "bulk_uri")
             return self.profile.single_path if rest == "single" else self.profile.bulk_path
         if head == "config":
-            self._mark("config_schema")
-            if rest not in self.configs:
-                raise TemplateError(f"no configuration document is served for {rest!r}")
-            return self.configs[rest]
+            self._mark("scm_s")
+            kind = self.configurations.get(rest) or self.profile.scm_answer_for(rest)
+            if kind != "document":
+                raise TemplateError(f"the SCM-S serves no document for {rest!r} (it is {kind})")
+            return self.profile.document_for(rest)
+        if head == "ue_uri":
+            self._mark("query")
+            nodes = expand_range(rest, self.profile)
+            ids = [self.profile.client_address(n) for n in nodes]
+            name = self.profile.query_ue_ids
+            if self.profile.list_encoding == "csv":
+                return [f"{name}={','.join(ids)}"]
+            return [f"{name}={i}" for i in ids]
         if head == "profile":
             self._mark(rest.split(".")[0])
             try:
@@ -136,6 +145,26 @@ class Bindings:
         if p.is_file():
             return str(p)
         raise TemplateError(f"no schema file {ref!r}")
+
+
+RANGE = re.compile(r"^cue([1-9][0-9]?)\.\.cue([1-9][0-9]?|\{min_batch\})$")
+
+
+def expand_range(text: str, profile: Profile | None) -> list[str]:
+    """``cue1..cue50`` (or ``cue1..cue{min_batch}``, the profile's minimum batch) as node names."""
+    m = RANGE.match(text)
+    if not m:
+        raise TemplateError(f"expected a node range such as cue1..cue50, found {text!r}")
+    first = int(m.group(1))
+    if m.group(2) == "{min_batch}":
+        if profile is None:
+            raise TemplateError("cue{min_batch} needs a profile")
+        last = profile.min_batch
+    else:
+        last = int(m.group(2))
+    if not 1 <= first <= last <= 99:
+        raise TemplateError(f"expected a range within cue1..cue99, found {text!r} ({first}..{last})")
+    return [f"cue{i}" for i in range(first, last + 1)]
 
 
 def _fmt(number: int, bindings: Bindings) -> OptionFormat | None:
@@ -251,7 +280,8 @@ def judge(message: CoapMessage, template: dict[str, Any], bindings: Bindings) ->
         if isinstance(spec, dict) and spec.get("present") is True:
             out.append(Finding(label, "present", shown, bool(found_vals)))
             continue
-        resolved = bindings.resolve(spec)
+        unordered = isinstance(spec, dict) and "set" in spec
+        resolved = bindings.resolve(spec["set"] if unordered else spec)
         want_vals = resolved if isinstance(resolved, list) else [resolved]
         fmt = _fmt(number, bindings)
         norm: list[Any] = []
@@ -266,13 +296,24 @@ def judge(message: CoapMessage, template: dict[str, Any], bindings: Bindings) ->
                 norm.append({"hex": encode_uint(w).hex()})
             else:
                 norm.append(w)
-        out.append(Finding(label, ", ".join(_show(v) for v in norm) or "absent", shown, norm == found_vals))
+        if unordered:
+            ok = sorted(map(_show, norm)) == sorted(map(_show, found_vals))
+            want_text = "in any order: " + (", ".join(_show(v) for v in norm) or "none")
+            out.append(Finding(label, want_text, shown, ok))
+        else:
+            out.append(Finding(label, ", ".join(_show(v) for v in norm) or "absent", shown, norm == found_vals))
     if "payload" in t:
         out.append(_judge_payload(message.payload, t["payload"], bindings))
     return out
 
 
 def _judge_payload(payload: bytes, spec: dict[str, Any], bindings: Bindings) -> Finding:
+    if "schema" in spec and len(spec) > 1:
+        first = _judge_payload(payload, {"schema": spec["schema"]}, bindings)
+        rest = _judge_payload(payload, {k: v for k, v in spec.items() if k != "schema"}, bindings)
+        if not first.ok:
+            return first
+        return Finding("payload", f"{rest.expected} and {first.expected}", rest.found, rest.ok)
     if "schema" in spec:
         path = bindings.schema_path(spec["schema"])
         try:
@@ -322,3 +363,30 @@ def capture_fields(message: CoapMessage, capture: dict[str, str], bindings: Bind
             vals = [_decode(number, v, bindings) for v in message.option_values(number)]
             out[name] = vals[0] if len(vals) == 1 else vals
     return out
+
+
+def describe_template(template: dict[str, Any], bindings: Bindings) -> str:
+    """An expectation in one line, for reports of a message that never came."""
+    parts: list[str] = []
+    if "type" in template:
+        t = template["type"]
+        parts.append("/".join(t) if isinstance(t, list) else str(t))
+    if "code" in template:
+        try:
+            parts.append(code_name(parse_code(bindings.resolve(template["code"]))))
+        except (ValueError, TemplateError):
+            parts.append(str(template["code"]))
+    if "token" in template:
+        try:
+            parts.append(f"token={bindings.resolve(template['token'])}")
+        except TemplateError:
+            parts.append(f"token={template['token']}")
+    for name, spec in (template.get("options") or {}).items():
+        try:
+            value = bindings.resolve(spec)
+        except TemplateError:
+            value = spec
+        parts.append(f"{name}={_show(value)}")
+    if "payload" in template:
+        parts.append(f"payload {next(iter(template['payload']))}")
+    return " ".join(parts) or "any message"

@@ -59,6 +59,13 @@ def _v6(addr: Address) -> tuple[str, int, int, int]:
     return ((host if ":" in host else "::ffff:" + host), port, 0, 0)
 
 
+class _TolerantBacklogs(dict[Any, Any]):
+    """aiocoap's per-peer backlog map, where removing an absent peer is not an error."""
+
+    def __delitem__(self, key: Any) -> None:
+        self.pop(key, None)
+
+
 MessageHandler = Callable[["CoapNode", codec.CoapMessage, Address], None]
 
 
@@ -97,6 +104,18 @@ class CoapNode:
         self._mi = self._mm.message_interface
         tm.process_request = self._process_request
         tm.process_response = self._process_response
+        # send() puts CONs on the wire at once, even several to one peer (a lower tester must not
+        # hold a stimulus back behind NSTART=1). aiocoap's backlog bookkeeping assumes one
+        # exchange per peer and would raise on the second one's end; make that bookkeeping
+        # tolerate it.
+        self._mm._backlogs = _TolerantBacklogs(self._mm._backlogs)
+        original_continue = self._mm._continue_backlog
+
+        def continue_backlog(remote: Any) -> None:
+            if remote in self._mm._backlogs:
+                original_continue(remote)
+
+        self._mm._continue_backlog = continue_backlog
         self._install_hooks()
 
     def _install_hooks(self) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from . import schemacheck, yamlsource
+from .checks import VARIABLE, TemplateError, expand_range
 from .coap.numbers import OPTION_NAMES, parse_code
 from .errors import DefinitionError, Problem
 from .model import (
@@ -29,7 +30,6 @@ from .model import (
 from .profile import Profile
 from .requirements import catalogue
 
-VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.-]*)\}")
 TESTER_NODE = re.compile(r"^(cue[1-9][0-9]?|cue_nolink|scms|scms_alt|relay)$")
 SUT_NODES = {"relay": {"sut.pc5", "sut.uu"}, "gateway": {"sut.pc5", "sut.uu"}, "constrained-ue": {"sut.cue"}}
 UPPER_OPS_NEEDING_CLIENT = {"establish_link", "release_link"}
@@ -65,8 +65,15 @@ class _Checker:
     def variable(self, name: str, path: tuple[str | int, ...]) -> None:
         head, _, rest = name.partition(".")
         if head == "addr" or head == "config":
-            if not (TESTER_NODE.match(rest)):
+            if not (TESTER_NODE.match(rest) or (head == "addr" and rest == "sut")):
                 self.add(path, f"expected ${{{head}.NODE}} with a tester node name, found ${{{name}}}")
+        elif head == "ue_uri":
+            try:
+                expand_range(rest, self.profile)
+            except TemplateError as exc:
+                self.add(path, f"${{{name}}}: {exc}")
+        elif name in ("each", "each_hex"):
+            self.add(path, f"expected ${{{name}}} only inside foreach steps, found it outside")
         elif head == "uri":
             if rest not in ("single", "bulk"):
                 self.add(path, f"expected ${{uri.single}} or ${{uri.bulk}}, found ${{{name}}}")
@@ -112,8 +119,16 @@ class _Checker:
                 for k in ("type", "code"):
                     if k not in m:
                         self.add(path, f"missing required key {k!r} (or give raw)")
+            for name, value in (m.get("options") or {}).items():
+                if value is None or (isinstance(value, dict) and "present" in value):
+                    self.add((*path, "options", name), "expected a value to send, found an expectation (null/present)")
             if isinstance(payload, dict) and ("schema" in payload):
                 self.add((*path, "payload", "schema"), "expected hex, text, json or same_as when sending, found schema")
+        if isinstance(payload, dict) and len([k for k in payload if k != "schema"]) > 1:
+            self.add(
+                (*path, "payload"),
+                f"expected one of hex, text, json, same_as (plus schema), found {', '.join(payload)}",
+            )
         if isinstance(payload, dict) and "same_as" in payload and payload["same_as"] not in self.captured:
             self.add(
                 (*path, "payload", "same_as"),
@@ -124,6 +139,31 @@ class _Checker:
             if not VARIABLE.fullmatch(ref) and not _schema_exists(ref, Path(self.located.file).parent):
                 self.add((*path, "payload", "schema"), f"expected a schema file, found no file {ref!r}")
         self.variables({k: v for k, v in m.items() if k != "capture"}, path)
+
+    def expand(self, raw_steps: list[dict[str, Any]]) -> list[tuple[dict[str, Any], tuple[str | int, ...], str]]:
+        """Unroll ``foreach`` steps: ``${each}`` becomes each node name, ``${each_hex}`` its number."""
+        out: list[tuple[dict[str, Any], tuple[str | int, ...], str]] = []
+        for i, raw in enumerate(raw_steps):
+            if "foreach" not in raw:
+                out.append((raw, ("steps", i), str(i)))
+                continue
+            body = raw["foreach"]
+            where = ("steps", i, "foreach", "nodes")
+            nodes: list[str]
+            if isinstance(body["nodes"], str):
+                try:
+                    nodes = expand_range(body["nodes"], self.profile)
+                except TemplateError as exc:
+                    self.add(where, str(exc))
+                    continue
+            else:
+                nodes = list(body["nodes"])
+            for node in nodes:
+                number = int(node[3:]) if node[3:].isdigit() else 0
+                for j, inner in enumerate(body["steps"]):
+                    step = _substitute(inner, {"${each}": node, "${each_hex}": f"{number:04x}"})
+                    out.append((step, ("steps", i, "foreach", "steps", j), f"{i}[{node}].{j}"))
+        return out
 
     def step(self, raw: dict[str, Any], path: tuple[str | int, ...], index: str, in_control: bool) -> Step:
         line = self.located.line_of(path)
@@ -139,18 +179,27 @@ class _Checker:
             self.node(body["at"], (*bpath, "at"), "tester")
             if "from" in body:
                 self.node(body["from"], (*bpath, "from"), "sut")
-            msg = {k: v for k, v in body.items() if k not in ("at", "from", "timeout_ms", "capture")}
+            msg = {k: v for k, v in body.items() if k not in ("at", "from", "timeout_ms", "grace_ms", "capture")}
+            if isinstance(body.get("timeout_ms"), str):
+                self.variables(body["timeout_ms"], (*bpath, "timeout_ms"))
             self.message(msg, bpath, sending=False)
             capture = dict(body.get("capture", {}))
+            for name, what in capture.items():
+                if what.startswith("option."):
+                    opt = what.split(".", 1)[1]
+                    if opt != "recipient" and not opt.isdigit() and opt not in OPTION_NAMES:
+                        self.add((*bpath, "capture", name), f"expected option.NAME with a known option, found {what!r}")
             self.captured.update(capture)
-            return ExpectStep(index, line, body["at"], body.get("from"), body.get("timeout_ms"), msg, capture)
+            return ExpectStep(
+                index, line, body["at"], body.get("from"), body.get("timeout_ms"), msg, capture, body.get("grace_ms", 0)
+            )
         if kind == "upper":
             if body["op"] in UPPER_OPS_NEEDING_CLIENT and "client" not in body:
                 self.add(bpath, f"missing required key 'client' for op {body['op']}")
             if "client" in body:
                 self.node(body["client"], (*bpath, "client"), "tester")
             self.variables(body.get("expect"), (*bpath, "expect"))
-            return UpperStep(index, line, body["op"], body.get("client"), body.get("expect"))
+            return UpperStep(index, line, body["op"], body.get("client"), body.get("expect"), body.get("settle_ms", 0))
         if kind == "wait":
             return WaitStep(index, line, body["ms"])
         assert kind == "expect_nothing"
@@ -168,6 +217,37 @@ class _Checker:
         return ExpectNothingStep(index, line, tuple(body["at"]), body.get("window_ms"), tuple(control))
 
 
+PROFILE_ITEMS = frozenset(
+    {
+        "port",
+        "port_match",
+        "recipient_option",
+        "addresses",
+        "content_format",
+        "single_uri",
+        "bulk_uri",
+        "query",
+        "relay",
+        "bulk_policy",
+        "config_schema",
+        "bulk_response_schema",
+        "scm_s",
+    }
+)
+
+
+def _substitute(value: Any, table: dict[str, str]) -> Any:
+    if isinstance(value, str):
+        for k, v in table.items():
+            value = value.replace(k, v)
+        return value
+    if isinstance(value, dict):
+        return {k: _substitute(v, table) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_substitute(v, table) for v in value]
+    return value
+
+
 def _schema_exists(ref: str, base: Path) -> bool:
     from importlib import resources
 
@@ -182,6 +262,7 @@ def load_located(located: yamlsource.Located, text: str, profile: Profile | None
         raise DefinitionError([located.problem([], f"expected a mapping, found {schemacheck.describe(located.data)}")])
     schemacheck.check(located, "testcase.schema.json")
     d = located.data
+    app = d.get("applicability", {})
     ch = _Checker(located, profile)
     known = catalogue()
     for i, req in enumerate(d["requirements"]):
@@ -192,10 +273,17 @@ def load_located(located: yamlsource.Located, text: str, profile: Profile | None
         ch.node(n, ("preconditions", "links", i), "tester")
     for n in pre.get("configurations", {}):
         ch.node(n, ("preconditions", "configurations", n), "tester")
-    steps = tuple(ch.step(s, ("steps", i), str(i), False) for i, s in enumerate(d["steps"]))
+    steps = tuple(ch.step(raw, path, index, False) for raw, path, index in ch.expand(d["steps"]))
+    for key in app.get("profile", {}) if profile is not None else ():
+        try:
+            profile.value(key)
+        except KeyError:
+            ch.add(["applicability", "profile", key], f"expected a profile key, found unknown {key!r}")
+    for i, item in enumerate(d.get("depends_on", [])):
+        if item not in PROFILE_ITEMS:
+            ch.add(["depends_on", i], f"expected a profile item ({', '.join(sorted(PROFILE_ITEMS))}), found {item!r}")
     if ch.problems:
         raise DefinitionError(sorted(ch.problems, key=lambda p: (p.line or 0, p.path)))
-    app = d.get("applicability", {})
     return TestCase(
         id=d["id"],
         title=d["title"],
@@ -211,7 +299,7 @@ def load_located(located: yamlsource.Located, text: str, profile: Profile | None
         configurations=dict(pre.get("configurations", {})),
         steps=steps,
         file=located.file,
-        line=1,
+        line=located.line_of(["id"]) or 1,
         sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
     )
 
@@ -246,6 +334,13 @@ def lint(paths: Iterable[str | Path], profile: Profile | None = None) -> tuple[i
             problems.extend(exc.problems)
             continue
         if tc.id in ids:
-            problems.append(Problem(str(f), 1, "id", f"duplicate test case id {tc.id!r} (also in {ids[tc.id]})"))
+            problems.append(
+                Problem(
+                    str(f),
+                    tc.line,
+                    "id",
+                    f"expected a unique test case id, found {tc.id!r} again (also in {ids[tc.id]})",
+                )
+            )
         ids[tc.id] = str(f)
     return len(files), problems

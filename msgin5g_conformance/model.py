@@ -30,9 +30,10 @@ class SendStep(StepBase):
 class ExpectStep(StepBase):
     at: str
     sender: str | None
-    timeout_ms: int | None
+    timeout_ms: int | str | None  # milliseconds, or a ${profile...} variable
     message: Template  # type, code, token, options, payload
     capture: dict[str, str] = field(default_factory=dict)
+    grace_ms: int = 0
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class UpperStep(StepBase):
     op: str
     client: str | None
     expect: Template | None
+    settle_ms: int = 0
 
 
 @dataclass(frozen=True)

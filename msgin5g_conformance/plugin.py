@@ -54,7 +54,9 @@ def pytest_configure(config: pytest.Config) -> None:
     except UsageError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[_PROFILE] = profile
-    config.stash[_STATE] = {}
+    config.stash[_STATE] = {"roots": [Path(str(a).split("::")[0]).resolve() for a in config.args]}
+    # A mistake in one YAML file fails that file's collection only; the other cases still run.
+    config.option.continue_on_collection_errors = True
     config.addinivalue_line("markers", "msgin5g: a MSGin5G conformance test case")
 
 
@@ -66,15 +68,29 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 def _is_testcase_file(file_path: Path, parent: pytest.Collector) -> bool:
+    """YAML under a ``testcases`` folder, or given on the command line (itself or a folder of it)."""
     if file_path.suffix not in (".yaml", ".yml"):
         return False
-    return "testcases" in file_path.parts or parent.session.isinitpath(file_path)
+    if "testcases" in file_path.parts or parent.session.isinitpath(file_path):
+        return True
+    roots = parent.config.stash[_STATE].get("roots", [])
+    resolved = file_path.resolve()
+    return any(r.is_dir() and r in resolved.parents and r.name != "tests" for r in roots)
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     if _is_testcase_file(file_path, parent):
         return YamlCaseFile.from_parent(parent, path=file_path)
     return None
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Point a not-applicable skip at the test case's YAML file, not at this plugin."""
+    outcome = yield
+    rep = outcome.get_result()
+    if isinstance(item, CaseItem) and rep.skipped and isinstance(rep.longrepr, tuple):
+        rep.longrepr = (str(item.path), item.case.line, rep.longrepr[2])
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -57,6 +57,12 @@ class Profile:
     min_batch: int
     max_wait_ms: int
     config_schema_path: Path
+    bulk_response_schema_path: Path
+    sut_ue_address: str
+    scm_document_template: dict[str, Any]
+    scm_forbidden: frozenset[str]
+    scm_unknown: frozenset[str]
+    block_size: int
     timers: Timers
     raw: dict[str, Any]
 
@@ -65,7 +71,34 @@ class Profile:
         return self.client_address_template.replace("{node}", node)
 
     def address_of(self, node: str) -> str:
-        return self.scm_s_address if node in ("scms", "scms_alt") else self.client_address(node)
+        if node in ("scms", "scms_alt"):
+            return self.scm_s_address
+        if node in ("sut", "sut.cue"):
+            return self.sut_ue_address
+        return self.client_address(node)
+
+    def document_for(self, node: str) -> dict[str, Any]:
+        """The configuration document the tester's SCM-S serves for a client node."""
+
+        def fill(v: Any) -> Any:
+            if isinstance(v, str):
+                return v.replace("{node}", node)
+            if isinstance(v, dict):
+                return {k: fill(x) for k, x in v.items()}
+            if isinstance(v, list):
+                return [fill(x) for x in v]
+            return v
+
+        doc: dict[str, Any] = fill(self.scm_document_template)
+        return doc
+
+    def scm_answer_for(self, node: str) -> str:
+        """'document', 'forbidden' (4.03) or 'unknown' (4.04) for a client node."""
+        if node in self.scm_forbidden:
+            return "forbidden"
+        if node in self.scm_unknown:
+            return "unknown"
+        return "document"
 
     def _path(self, template: tuple[str, ...]) -> list[str]:
         subst = {"{valServiceId}": self.val_service_id, "{bulkConfFlag}": self.bulk_conf_flag}
@@ -137,9 +170,16 @@ def load_profile(path: str | Path | None = None) -> Profile:
         problems.append(
             located.problem(["config_schema"], f"expected a schema file, found no file {d['config_schema']!r}")
         )
+    bulk_path = _resolve_schema_path(d["bulk_response_schema"], profile_dir)
+    if bulk_path is None:
+        problems.append(
+            located.problem(
+                ["bulk_response_schema"], f"expected a schema file, found no file {d['bulk_response_schema']!r}"
+            )
+        )
     if problems:
         raise DefinitionError(problems)
-    assert schema_path is not None
+    assert schema_path is not None and bulk_path is not None
     t = d["timers"]
     return Profile(
         name=d["name"],
@@ -166,6 +206,12 @@ def load_profile(path: str | Path | None = None) -> Profile:
         min_batch=d["bulk_policy"]["min_batch"],
         max_wait_ms=d["bulk_policy"]["max_wait_ms"],
         config_schema_path=schema_path,
+        bulk_response_schema_path=bulk_path,
+        sut_ue_address=d["addresses"]["sut_ue"],
+        scm_document_template=d["scm_s"]["document"],
+        scm_forbidden=frozenset(d["scm_s"]["forbidden"]),
+        scm_unknown=frozenset(d["scm_s"]["unknown"]),
+        block_size=d["scm_s"]["block_size"],
         timers=Timers(t["response_ms"], t["absence_window_ms"], t["ack_timeout_ms"], t["max_retransmit"]),
         raw=d,
     )

@@ -21,13 +21,14 @@ from sut_adapters.base import ClientInfo, NotSupported, SutAdapter, SutEnvironme
 
 from .capture.pcap import write_pcap
 from .capture.record import Address, Datagram, Recorder
-from .checks import Bindings, TemplateError, build_message, capture_fields, judge
+from .checks import Bindings, TemplateError, build_message, capture_fields, describe_template, judge
 from .coap import codec
-from .coap.numbers import MessageType, code_to_str
+from .coap.numbers import MessageType, OptionNumber, code_to_str, decode_uint
 from .coapnode import CoapNode, FastTuning
 from .errors import HarnessError, NotApplicable
 from .model import ExpectNothingStep, ExpectStep, SendStep, Step, TestCase, UpperStep, WaitStep
 from .profile import Profile
+from .scms import ScmServer
 from .topology import AddressBlock, Topology, claim_block
 from .verdict import CaseResult, Finding, StepResult, Verdict
 
@@ -115,6 +116,10 @@ class Session:
                 return None
         return None
 
+    def _node_for_ue(self, ue_id: str) -> str | None:
+        info = self._client_lookup(ue_id)
+        return info.node if info is not None else None
+
     def close(self) -> None:
         if self.loop is not None:
             try:
@@ -170,7 +175,7 @@ class Session:
                 have = self.profile.value(key)
             except KeyError:
                 return f"profile {self.profile.name} has no value {key}"
-            if (have not in want) if isinstance(want, list) else (have != want):
+            if not _condition_holds(have, want):
                 return f"applies when profile {key} is {want!r}; profile {self.profile.name} has {have!r}"
         return None
 
@@ -180,9 +185,10 @@ class Session:
         recorder = Recorder(limit=self.max_datagrams)
         recorder.bind_loop(loop)
         sniffer = None
+        scm = None
         nodes: dict[str, CoapNode] = {}
         steps: list[StepResult] = []
-        bindings = Bindings(self.profile, Path(case.file).parent)
+        bindings = Bindings(self.profile, Path(case.file).parent, configurations=dict(case.configurations))
         pcap_path: str | None = None
         state: _CaseState | None = None
         try:
@@ -195,11 +201,15 @@ class Session:
             names = {n for n in case.nodes() if not n.startswith("sut.")}
             if case.role in ("relay", "gateway"):
                 names.add("scms")
+            scm: ScmServer | None = None
+            if case.role == "gateway":
+                scm = ScmServer(self.profile, self._node_for_ue, case.configurations)
             for name in sorted(names):
-                node = CoapNode(name, self.topology.address(name), tuning=self.tuning, recorder=tap)
+                handler = scm.handle if (scm is not None and name == "scms") else None
+                node = CoapNode(name, self.topology.address(name), tuning=self.tuning, recorder=tap, on_message=handler)
                 await node.start()
                 nodes[name] = node
-            await asyncio.wait_for(self.adapter.reset(), 10)
+            await asyncio.wait_for(self.adapter.reset(case.role), 10)
             endpoints = dict(self.adapter.endpoints())
             state = _CaseState(case, recorder, nodes, bindings, endpoints, {n.address for n in nodes.values()})
             for client in case.links:
@@ -209,8 +219,9 @@ class Session:
                     break
                 steps.append(await self._step(state, step))
             if not any(s.verdict.rank >= Verdict.FAIL.rank for s in steps):
-                # Evidence of a violation outweighs an inconclusive step. Let datagrams already queued on the tester's sockets be read before judging
-                # what arrived; best effort only: absence checks are the proof of a discard.
+                # Evidence of a violation outweighs an inconclusive step. Let datagrams already
+                # queued on the tester's sockets be read before judging what arrived; best effort
+                # only: absence checks are the proof of a discard.
                 await asyncio.sleep(SETTLE_S)
                 steps.append(self._unexpected(state))
         except NotApplicable as exc:
@@ -225,6 +236,8 @@ class Session:
             if self.pcap_dir is not None:
                 pcap_path = str(self.pcap_dir / f"{case.id}.pcap")
                 write_pcap(pcap_path, recorder.datagrams)
+        if scm is not None and scm.errors:
+            steps.append(StepResult("scms", "scms", None, Verdict.ERROR, f"harness/set-up error: {scm.errors[0]}"))
         if recorder.overflowed:
             steps.append(
                 StepResult(
@@ -334,6 +347,13 @@ class Session:
                 r = await self._absence(st, step)
         except TemplateError as exc:
             r = StepResult(step.index, type(step).__name__, step.line, Verdict.ERROR, f"test definition: {exc}")
+        except (NotApplicable, asyncio.CancelledError):
+            raise
+        except Exception as exc:  # a harness bug: verdict error with the reason, the run goes on
+            log.exception("step %s failed inside the harness", step.index)
+            r = StepResult(
+                step.index, type(step).__name__, step.line, Verdict.ERROR, f"harness error: {type(exc).__name__}: {exc}"
+            )
         r.duration_s = time.monotonic() - t0
         return r
 
@@ -381,6 +401,9 @@ class Session:
             return False
         if m.code == 0 and not want_empty:
             return True
+        block2 = m.option_values(OptionNumber.BLOCK2)
+        if 0 < m.code < 32 and block2 and decode_uint(block2[0]) >> 4 > 0:
+            return True  # a request for a later block continues an exchange already judged (RFC 7959)
         if m.mtype in (MessageType.CON, MessageType.NON):
             if d.seq in st.duplicates:
                 return True
@@ -405,7 +428,7 @@ class Session:
         """
         at = st.nodes[step.at].address
         st.observed.add(at)
-        timeout_ms = step.timeout_ms or self.profile.timers.response_ms
+        timeout_ms = self._timeout(st, step)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_ms / 1000
         want_empty = str(step.message.get("code", "")) in ("0.00", "0", "EMPTY")
@@ -432,7 +455,16 @@ class Session:
             f"no matching message arrived at {step.at} within {timeout_ms} ms",
             node=step.at,
             peer=step.sender,
+            findings=[Finding("message", describe_template(step.message, st.bindings), "nothing", False)],
         )
+
+    def _timeout(self, st: _CaseState, step: ExpectStep) -> int:
+        if step.timeout_ms is None:
+            return self.profile.timers.response_ms + step.grace_ms
+        value = st.bindings.resolve(step.timeout_ms)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TemplateError(f"timeout_ms: expected milliseconds, found {value!r}")
+        return value + step.grace_ms
 
     def _judge(self, st: _CaseState, step: ExpectStep, d: Datagram, expected_from: Address | None) -> StepResult:
         src = self.topology.label(d.src) if self.topology else str(d.src)
@@ -595,9 +627,16 @@ class Session:
             elif step.op == "send_bulk_now":
                 await asyncio.wait_for(a.send_bulk_now(), 10)
             elif step.op == "read_configuration":
-                found = await asyncio.wait_for(a.read_configuration(), 10)
                 want = st.bindings.resolve(step.expect) if step.expect is not None else None
-                ok = want is None or found == want
+                await asyncio.sleep(step.settle_ms / 1000)
+                # Applying is asynchronous: read until equal, within the response timer.
+                deadline = asyncio.get_running_loop().time() + self.profile.timers.response_ms / 1000
+                while True:
+                    found = await asyncio.wait_for(a.read_configuration(), 10)
+                    ok = want is None or found == want
+                    if ok or asyncio.get_running_loop().time() >= deadline:
+                        break
+                    await asyncio.sleep(0.01)
                 return StepResult(
                     step.index,
                     "upper",
@@ -623,3 +662,16 @@ def _mid_type(data: bytes) -> tuple[int, int] | None:
     if len(data) < 4:
         return None
     return ((data[2] << 8) | data[3], (data[0] >> 4) & 3)
+
+
+def _condition_holds(have: Any, want: Any) -> bool:
+    """An applicability condition: a value, a list of allowed values, or {min: N} / {max: N}."""
+    if isinstance(want, list):
+        return have in want
+    if isinstance(want, dict) and set(want) <= {"min", "max"}:
+        return (
+            isinstance(have, int | float)
+            and ("min" not in want or have >= want["min"])
+            and ("max" not in want or have <= want["max"])
+        )
+    return bool(have == want)

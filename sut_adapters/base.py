@@ -67,8 +67,9 @@ class SutAdapter(Protocol):
     async def start(self, env: SutEnvironment) -> None:
         """Bring the SUT up (bounded); raise HarnessError if it cannot start."""
 
-    async def reset(self) -> None:
-        """Return to the initial state between test cases (no links, no cached requests)."""
+    async def reset(self, role: str) -> None:
+        """Return to the initial state before a test case and act in ``role`` (relay, gateway or
+        constrained-ue): no links, no cached requests, nothing applied."""
 
     async def stop(self) -> None:
         """Shut down; leave no socket, task or process behind."""

@@ -2,23 +2,33 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from msgin5g_conformance.errors import UsageError
 
+from . import faulty, faulty_cue, faulty_gateway
 from .base import SutAdapter
-from .faulty import ROBUSTNESS, VARIANTS
 from .reference import ReferenceAdapter
+
+# faulty variant name -> (ReferenceAdapter keyword to replace, class, requirement it breaks)
+FAULTY: dict[str, tuple[str, type[Any], str]] = {
+    **{n: ("relay_class", c, r) for n, (c, r) in {**faulty.VARIANTS, **faulty.ROBUSTNESS}.items()},
+    **{n: ("gateway_class", c, r) for n, (c, r) in faulty_gateway.VARIANTS.items()},
+    **{n: ("cue_class", c, r) for n, (c, r) in faulty_cue.VARIANTS.items()},
+}
 
 
 def known_names() -> list[str]:
-    return ["reference", *(f"faulty:{name}" for name in (*VARIANTS, *ROBUSTNESS))]
+    return ["reference", *(f"faulty:{name}" for name in FAULTY)]
 
 
 def make_adapter(spec: str) -> SutAdapter:
     """Build the adapter for ``--sut``; an unknown name is a UsageError listing the known ones."""
     if spec == "reference":
         return ReferenceAdapter()
-    variants = {**VARIANTS, **ROBUSTNESS}
-    if spec.startswith("faulty:") and spec[7:] in variants:
-        cls, _ = variants[spec[7:]]
-        return ReferenceAdapter(name=spec, relay_class=cls)
+    name = spec.removeprefix("faulty:")
+    if spec.startswith("faulty:") and name in FAULTY:
+        keyword, cls, _ = FAULTY[name]
+        adapter: SutAdapter = ReferenceAdapter(name=spec, **{keyword: cls})
+        return adapter
     raise UsageError(f"unknown SUT {spec!r}; expected one of: {', '.join(known_names())}")

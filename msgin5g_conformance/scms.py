@@ -1,0 +1,164 @@
+"""The tester's configuration management server (SCM-S), serving the gateway suite.
+
+It answers the single-UE GET (``{apiRoot}/su-uc/v1/val-services/{valServiceId}/ue-configurations``,
+TS 24.546 C.3.1) and the bulk GET (``.../{bulkConfFlag}`` with one ``ue-uri`` per UE, seed CR to
+TS 24.538 6.2.2) from the documents of the protocol profile: a document per UE id, 4.03 for UE ids
+the profile (or the test case) marks forbidden, 4.04 for unknown ones. An answer larger than one
+block goes block-wise (RFC 7959 Block2, with Size2 on the first block), computed afresh for each
+block request so the server keeps no per-transfer state.
+
+Every document and bulk answer is validated against the profile's schemas before it is served: an
+invalid one is a set-up error of the harness (verdict ``error``), never something the SUT is
+judged on.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from .capture.record import Address
+from .coap.codec import CoapMessage
+from .coap.numbers import Code, MessageType, OptionNumber, code_to_str, decode_uint, encode_uint
+from .coapnode import CoapNode
+from .errors import HarnessError
+from .profile import Profile
+
+ANSWER_CODES = {"document": Code.CONTENT, "forbidden": Code.FORBIDDEN, "unknown": Code.NOT_FOUND}
+
+
+@cache
+def _validator(path: str) -> Any:
+    schema = json.loads(Path(path).read_text(encoding="utf-8"))
+    cls = jsonschema.validators.validator_for(schema)
+    return cls(schema, format_checker=cls.FORMAT_CHECKER)
+
+
+def _check(path: Path, doc: Any, what: str) -> None:
+    errors = list(_validator(str(path)).iter_errors(doc))
+    if errors:
+        e = errors[0]
+        where = "/".join(map(str, e.absolute_path)) or "(document)"
+        raise HarnessError(f"the SCM-S would serve an invalid {what} ({path.name}: {where}: {e.message})")
+
+
+class ScmServer:
+    """Answers configuration GETs on the ``scms`` node; logs what it served."""
+
+    def __init__(
+        self,
+        profile: Profile,
+        node_for: Callable[[str], str | None],
+        overrides: dict[str, str] | None = None,
+    ) -> None:
+        self.profile = profile
+        self.node_for = node_for
+        self.overrides = dict(overrides or {})
+        self.log: list[str] = []
+        self.errors: list[str] = []
+
+    # -- content ----------------------------------------------------------------------------
+
+    def answer_for(self, ue_id: str) -> tuple[str, dict[str, Any] | None]:
+        """('document'|'forbidden'|'unknown', document) for a UE id."""
+        node = self.node_for(ue_id)
+        if node is None:
+            return "unknown", None
+        kind = self.overrides.get(node) or self.profile.scm_answer_for(node)
+        if kind != "document":
+            return kind, None
+        doc = self.profile.document_for(node)
+        _check(self.profile.config_schema_path, doc, f"configuration document for {ue_id}")
+        return "document", doc
+
+    def ue_ids(self, queries: list[str]) -> list[str]:
+        name = self.profile.query_ue_ids + "="
+        ids: list[str] = []
+        for q in queries:
+            if q.startswith(name):
+                value = q[len(name) :]
+                ids.extend(value.split(",") if self.profile.list_encoding == "csv" else [value])
+        return ids
+
+    def bulk_answer(self, ids: list[str]) -> bytes:
+        entries = []
+        for ue_id in ids:
+            kind, doc = self.answer_for(ue_id)
+            entry: dict[str, Any] = {"ue-uri": ue_id, "result": code_to_str(ANSWER_CODES[kind])}
+            if doc is not None:
+                entry["configuration"] = doc
+            entries.append(entry)
+        answer = {"ue-configurations": entries}
+        _check(self.profile.bulk_response_schema_path, answer, "bulk answer")
+        return json.dumps(answer, separators=(",", ":")).encode("utf-8")
+
+    # -- protocol ---------------------------------------------------------------------------
+
+    def handle(self, node: CoapNode, msg: CoapMessage, src: Address) -> None:
+        if not (0 < msg.code < 32):  # only requests are served
+            return
+        try:
+            self._serve(node, msg, src)
+        except HarnessError as exc:
+            self.errors.append(str(exc))
+            self.log.append(f"scms: {exc}")
+            node.reply(msg, self._response(msg, Code.INTERNAL_SERVER_ERROR, [], b""), src)
+
+    def _response(self, req: CoapMessage, code: int, options: list[tuple[int, bytes]], payload: bytes) -> CoapMessage:
+        mtype = MessageType.NON if req.mtype == MessageType.NON else MessageType.CON
+        return CoapMessage(mtype, code, 0, req.token, tuple(sorted(options, key=lambda o: o[0])), payload)
+
+    def _serve(self, node: CoapNode, req: CoapMessage, src: Address) -> None:
+        path = req.uri_path()
+        queries = req.uri_query()
+        p = self.profile
+        if req.code != Code.GET:
+            node.reply(req, self._response(req, Code.METHOD_NOT_ALLOWED, [], b""), src)
+            return
+        ids = self.ue_ids(queries)
+        options: list[tuple[int, bytes]] = []
+        if path == p.bulk_path:
+            payload = self.bulk_answer(ids)
+            code = Code.CONTENT
+            options.append((OptionNumber.CONTENT_FORMAT, encode_uint(p.content_format)))
+            self.log.append(f"scms: bulk answer for {len(ids)} UE id(s), {len(payload)} bytes")
+        elif path == p.single_path and len(ids) == 1:
+            kind, doc = self.answer_for(ids[0])
+            code = ANSWER_CODES[kind]
+            options.append((p.recipient_option, ids[0].encode("utf-8")))
+            payload = b""
+            if doc is not None:
+                payload = json.dumps(doc, separators=(",", ":")).encode("utf-8")
+                options.append((OptionNumber.CONTENT_FORMAT, encode_uint(p.content_format)))
+            self.log.append(f"scms: single answer {code_to_str(code)} for {ids[0]}")
+        else:
+            node.reply(req, self._response(req, Code.NOT_FOUND, [], b""), src)
+            self.log.append(f"scms: 4.04 for path /{'/'.join(path)}")
+            return
+        options, payload = self._block(req, options, payload)
+        node.reply(req, self._response(req, code, options, payload), src)
+
+    def _block(
+        self, req: CoapMessage, options: list[tuple[int, bytes]], payload: bytes
+    ) -> tuple[list[tuple[int, bytes]], bytes]:
+        """Cut the requested Block2 out of the payload (RFC 7959 2.2-2.4)."""
+        requested = req.option_values(OptionNumber.BLOCK2)
+        szx = max(0, self.profile.block_size.bit_length() - 5)
+        num = 0
+        if requested:
+            value = decode_uint(requested[0])
+            num, szx = value >> 4, min(szx, value & 7)
+        size = 1 << (szx + 4)
+        if not requested and len(payload) <= size:
+            return options, payload
+        chunk = payload[num * size : (num + 1) * size]
+        more = (num + 1) * size < len(payload)
+        options = [*options, (OptionNumber.BLOCK2, encode_uint((num << 4) | (int(more) << 3) | szx))]
+        if num == 0:
+            options.append((OptionNumber.SIZE2, encode_uint(len(payload))))
+        return options, chunk

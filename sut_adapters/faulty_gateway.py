@@ -1,0 +1,130 @@
+"""Faulty variants of the reference Gateway UE (TS 24.538 6.2.2.x), each breaking one requirement.
+
+Like :mod:`sut_adapters.faulty` for the relay: the self-test runs the gateway suite against each
+and checks that exactly the cases of the broken requirement fail. Where a defect could also touch
+another requirement's traffic (whole-bulk errors, per-UE error codes), it is confined to the
+traffic of its own requirement, so that a case never fails for a reason it does not claim.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from msgin5g_conformance.coap.numbers import Code
+
+from .reference.gateway import PER_UE_CODES, BulkExchange, CachedRequest, ReferenceGateway
+
+
+class OmitsOneUe(ReferenceGateway):
+    """Breaks REQ-GW-BULK-1: leaves the last cached UE id out of the bulk GET's query."""
+
+    def bulk_ue_ids(self, entries: list[CachedRequest]) -> list[str]:
+        return super().bulk_ue_ids(entries)[:-1]
+
+
+class ListsOneTwice(ReferenceGateway):
+    """Breaks REQ-GW-BULK-1: lists the first cached UE id twice in the bulk GET's query."""
+
+    def bulk_ue_ids(self, entries: list[CachedRequest]) -> list[str]:
+        ids = super().bulk_ue_ids(entries)
+        return [*ids, ids[0]] if ids else ids
+
+
+class DropsVendor(ReferenceGateway):
+    """Breaks REQ-GW-BULK-1: never passes the ue-vendor values of the cached requests on."""
+
+    def bulk_vendors(self, entries: list[CachedRequest]) -> list[str]:
+        return []
+
+
+class NoBulkFlag(ReferenceGateway):
+    """Breaks REQ-GW-BULK-1: sends the bulk GET on the single-UE path (no bulkConfFlag segment)."""
+
+    def bulk_path(self) -> list[str]:
+        return list(self.profile.single_path)
+
+
+class EverythingToEveryone(ReferenceGateway):
+    """Breaks REQ-GW-BULK-2: a UE answered 2.05 also gets every other UE's 2.05 configuration."""
+
+    def split_answer(self, exchange: BulkExchange, results: list[dict[str, Any]]) -> None:
+        super().split_answer(exchange, results)
+        documents = [r for r in results if r["result"] == "2.05"]
+        own = {r["ue-uri"]: r["result"] for r in results}
+        for entry in exchange.entries:
+            if own.get(entry.ue_id) != "2.05":
+                continue  # UEs with an error result keep it alone: that is REQ-GW-BULK-3's ground
+            for r in documents:
+                if r["ue-uri"] != entry.ue_id:
+                    self.note(f"(faulty) also sending {r['ue-uri']}'s configuration to {entry.ue_id}")
+                    self.deliver(entry, Code.CONTENT, r["configuration"], exchange)
+
+
+class LosesOneResponse(ReferenceGateway):
+    """Breaks REQ-GW-BULK-2: the last cached UE never gets its 2.05 response."""
+
+    def split_answer(self, exchange: BulkExchange, results: list[dict[str, Any]]) -> None:
+        last = exchange.entries[-1].ue_id
+        lost = [r for r in results if r["ue-uri"] == last and r["result"] == "2.05"]
+        if not lost:
+            super().split_answer(exchange, results)
+            return
+        self.note(f"(faulty) losing the response for {last}")
+        rest = dataclasses.replace(exchange, entries=exchange.entries[:-1])
+        super().split_answer(rest, [r for r in results if r["ue-uri"] != last])
+
+
+class WrongRecipient(ReferenceGateway):
+    """Breaks REQ-GW-BULK-2: each split 2.05 names the next cached UE (rotating) as recipient,
+    though it goes to the right endpoint with the right token."""
+
+    def response_recipient(self, entry: CachedRequest, exchange: BulkExchange, code: int) -> str:
+        ids = [e.ue_id for e in exchange.entries]
+        if code != Code.CONTENT or len(ids) < 2:
+            return super().response_recipient(entry, exchange, code)
+        return ids[(ids.index(entry.ue_id) + 1) % len(ids)]
+
+
+class FansOutErrors(ReferenceGateway):
+    """Breaks REQ-GW-BULK-3: the first per-UE error result (4.03/4.04) of the bulk answer is sent
+    to every waiting UE, whatever its own result."""
+
+    def split_answer(self, exchange: BulkExchange, results: list[dict[str, Any]]) -> None:
+        errors = [r["result"] for r in results if r["result"] != "2.05"]
+        if not errors:
+            super().split_answer(exchange, results)
+            return
+        self.note(f"(faulty) fanning {errors[0]} out to every waiting UE")
+        for entry in exchange.entries:
+            self.deliver(entry, PER_UE_CODES[errors[0]], None, exchange)
+
+
+class IgnoresMaxWait(ReferenceGateway):
+    """Breaks REQ-GW-BULK-1 (service policy): never sends a bulk GET on its own below min_batch."""
+
+    def schedule_max_wait(self) -> None:
+        self.note("(faulty) no max_wait timer")
+
+
+class StopsBlockwise(ReferenceGateway):
+    """Breaks REQ-GW-BULK-2: fetches only the first Block2 block of the bulk answer and splits
+    what it has (a truncated document: every UE gets 5.02)."""
+
+    def wants_next_block(self, exchange: BulkExchange, num: int) -> bool:
+        self.note("(faulty) not fetching the next block")
+        return False
+
+
+VARIANTS: dict[str, tuple[type[ReferenceGateway], str]] = {
+    "gw-omits-one-ue": (OmitsOneUe, "REQ-GW-BULK-1"),
+    "gw-lists-one-twice": (ListsOneTwice, "REQ-GW-BULK-1"),
+    "gw-drops-vendor": (DropsVendor, "REQ-GW-BULK-1"),
+    "gw-no-bulk-flag": (NoBulkFlag, "REQ-GW-BULK-1"),
+    "gw-ignores-max-wait": (IgnoresMaxWait, "REQ-GW-BULK-1"),
+    "gw-everything-to-everyone": (EverythingToEveryone, "REQ-GW-BULK-2"),
+    "gw-loses-one-response": (LosesOneResponse, "REQ-GW-BULK-2"),
+    "gw-wrong-recipient": (WrongRecipient, "REQ-GW-BULK-2"),
+    "gw-stops-blockwise": (StopsBlockwise, "REQ-GW-BULK-2"),
+    "gw-fans-out-errors": (FansOutErrors, "REQ-GW-BULK-3"),
+}
