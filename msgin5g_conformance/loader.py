@@ -274,9 +274,10 @@ def load_located(located: yamlsource.Located, text: str, profile: Profile | None
     for n in pre.get("configurations", {}):
         ch.node(n, ("preconditions", "configurations", n), "tester")
     steps = tuple(ch.step(raw, path, index, False) for raw, path, index in ch.expand(d["steps"]))
-    for key in app.get("profile", {}) if profile is not None else ():
+    for key in app.get("profile", {}):
         try:
-            profile.value(key)
+            if profile is not None:
+                profile.value(key)
         except KeyError:
             ch.add(["applicability", "profile", key], f"expected a profile key, found unknown {key!r}")
     for i, item in enumerate(d.get("depends_on", [])):

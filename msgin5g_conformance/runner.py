@@ -185,7 +185,7 @@ class Session:
         recorder = Recorder(limit=self.max_datagrams)
         recorder.bind_loop(loop)
         sniffer = None
-        scm = None
+        scm: ScmServer | None = None
         nodes: dict[str, CoapNode] = {}
         steps: list[StepResult] = []
         bindings = Bindings(self.profile, Path(case.file).parent, configurations=dict(case.configurations))
@@ -201,7 +201,6 @@ class Session:
             names = {n for n in case.nodes() if not n.startswith("sut.")}
             if case.role in ("relay", "gateway"):
                 names.add("scms")
-            scm: ScmServer | None = None
             if case.role == "gateway":
                 scm = ScmServer(self.profile, self._node_for_ue, case.configurations)
             for name in sorted(names):
