@@ -1,11 +1,12 @@
 # Every target sets itself up on a fresh machine: a virtual environment in .venv with the
-# project installed (editable) and its pinned dependencies.
+# project installed (editable) and its pinned dependencies, and (for the HTML report) the
+# pinned Node tools in node_modules when npm is available.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: conformance test lint typecheck unit bench clean
+.PHONY: conformance report test lint typecheck unit bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,23 +14,36 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-## Run every test case against the embedded reference SUT; writes pcaps/ and reports/.
-conformance: $(STAMP)
-	$(BIN)/msgin5g-conformance run --sut reference
+## Node tools for the single-file HTML report (optional: skipped with a note without npm).
+REPORT_TOOLS = node_modules/.installed
+$(REPORT_TOOLS): package-lock.json
+	@bash scripts/install-report-tools.sh
+	@if [ -x node_modules/.bin/allure ]; then touch $(REPORT_TOOLS); fi
+
+## Run every test case against the embedded reference SUT; writes pcaps/ and reports/ (JUnit,
+## allure-results, results/*.json, compliance.md/.json, index.html). Exit status is the gate's.
+conformance: $(STAMP) $(REPORT_TOOLS)
+	@$(BIN)/msgin5g-conformance run --sut reference; rc=$$?; \
+	$(BIN)/msgin5g-conformance report; gate=$$?; \
+	if [ $$rc -gt 1 ]; then exit $$rc; fi; exit $$gate
+
+## Matrix, HTML report and gate from the last run.
+report: $(STAMP)
+	$(BIN)/msgin5g-conformance report
 
 ## The harness's own tests, lint and type check.
 test: lint typecheck unit
 
 lint: $(STAMP)
-	$(BIN)/ruff check msgin5g_conformance sut_adapters tests benchmarks conftest.py
-	$(BIN)/ruff format --check msgin5g_conformance/*.py sut_adapters
+	$(BIN)/ruff check msgin5g_conformance sut_adapters tests benchmarks examples conftest.py
+	$(BIN)/ruff format --check msgin5g_conformance sut_adapters
 	$(BIN)/msgin5g-conformance lint testcases
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
 # pytest exits 5 when it collected nothing: that is a broken test run, not a green one.
-unit: $(STAMP)
+unit: $(STAMP) $(REPORT_TOOLS)
 	$(BIN)/python -m pytest tests -q -n 2 -p no:cacheprovider; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
@@ -37,4 +51,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_relay.py --runs 5
 
 clean:
-	rm -rf $(VENV) pcaps reports build *.egg-info
+	rm -rf $(VENV) pcaps reports build *.egg-info node_modules

@@ -64,6 +64,15 @@ def _parser() -> argparse.ArgumentParser:
     ls.add_argument("paths", nargs="*")
     ls.add_argument("--role", action="append", default=[])
 
+    rp = sub.add_parser("report", help="compliance matrix, single-file HTML report and CI gate from the last run")
+    rp.add_argument("--reports-dir", default="reports")
+    rp.add_argument("--pcap-dir", default="pcaps")
+    rp.add_argument("--profile", default=None, help="the profile the run used (default: shipped profile)")
+    rp.add_argument("--sut", default=None, help="the SUT the run used (default: as recorded in the results)")
+    rp.add_argument("--testcases", default=None, help="test case folder (default: testcases/)")
+    rp.add_argument("--waivers", default=None, help="YAML file of known deviations (requirement, reason, expires)")
+    rp.add_argument("--no-html", action="store_true", help="skip the HTML report (Allure, needs Node.js)")
+
     li = sub.add_parser("lint", help="check test case files without running them")
     li.add_argument("paths", nargs="+")
     li.add_argument("--profile", default=None)
@@ -87,6 +96,10 @@ def cmd_run(a: argparse.Namespace) -> int:
             print(f"msgin5g-conformance: error: no such file or folder: {p}", file=sys.stderr)
             return EXIT_USAGE
     reports = Path(a.reports_dir)
+    results = reports / "results"
+    if results.is_dir():  # results of an earlier run must not mix into this run's report
+        for old in results.glob("*.json"):
+            old.unlink()
     args = [
         *paths,
         "--sut",
@@ -121,6 +134,37 @@ def cmd_run(a: argparse.Namespace) -> int:
     if code == 5:
         print("msgin5g-conformance: no test case matched", file=sys.stderr)
     return code
+
+
+def cmd_report(a: argparse.Namespace) -> int:
+    """Matrix, HTML and gate; the exit status is the gate's: 0 only when every applicable case
+    passed or is covered by an unexpired waiver."""
+    from .report import gate, html, matrix
+
+    reports = Path(a.reports_dir)
+    try:
+        profile = load_profile(a.profile)
+        if a.waivers:
+            gate.load_waivers(a.waivers)
+    except DefinitionError as exc:
+        print(f"msgin5g-conformance: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if not (reports / "results").is_dir():
+        print(f"msgin5g-conformance: error: no results in {reports / 'results'}; run first", file=sys.stderr)
+        return EXIT_USAGE
+    testcases = Path(a.testcases) if a.testcases else default_testcases()
+    m = matrix.build(reports / "results", testcases, Path(a.pcap_dir), profile, a.sut, __version__)
+    json_path, md_path = matrix.write(m, reports)
+    for warning in m.get("warnings", []):
+        print(f"warning: {warning}", file=sys.stderr)
+    print(f"compliance matrix: {md_path} and {json_path}")
+    if not a.no_html:
+        ok, message = html.generate(reports / "allure-results", reports / "index.html")
+        print(f"HTML report: {message}" if ok else f"HTML report not written: {message}")
+    result = gate.check(reports / "results", a.waivers)
+    for line in result.lines:
+        print(line)
+    return int(result.exit_code)
 
 
 def cmd_list(a: argparse.Namespace) -> int:
@@ -167,6 +211,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_run(a)
         if a.command == "list":
             return cmd_list(a)
+        if a.command == "report":
+            return cmd_report(a)
         return cmd_lint(a)
     except KeyboardInterrupt:
         return 130

@@ -18,6 +18,7 @@ from .errors import DefinitionError, HarnessError, UsageError
 from .loader import load_testcase
 from .model import TestCase
 from .profile import Profile, load_profile
+from .report.allure import annotate
 from .runner import Session
 from .verdict import CaseResult, Verdict
 
@@ -120,11 +121,22 @@ class YamlCaseFile(pytest.File):
 
 
 class CaseFailed(Exception):
-    """Raised to make pytest report a fail, inconclusive or error verdict as a failed test."""
+    """Raised to make pytest report an inconclusive or error verdict as a failed test."""
 
     def __init__(self, result: CaseResult) -> None:
         super().__init__(result.reason)
         self.result = result
+
+
+class CaseFailedAssertion(CaseFailed, AssertionError):
+    """A ``fail`` verdict: an assertion about the SUT did not hold (Allure shows it as Failed,
+    not Broken, which it keeps for inconclusive and error)."""
+
+
+def _raise_for(result: CaseResult) -> None:
+    if result.verdict is Verdict.FAIL:
+        raise CaseFailedAssertion(result)
+    raise CaseFailed(result)
 
 
 def _session(config: pytest.Config) -> Session:
@@ -172,7 +184,7 @@ class CaseItem(pytest.Item):
                 ("pcap", result.pcap or ""),
             ]
         )
-        _allure(self.case, result)
+        annotate(self.case, result)
         out = self.config.getoption("--results-dir")
         if out:
             _write_json(Path(out), self.case, result)
@@ -180,7 +192,7 @@ class CaseItem(pytest.Item):
             return
         if result.verdict is Verdict.NOT_APPLICABLE:
             pytest.skip(f"not-applicable: {result.reason}")
-        raise CaseFailed(result)
+        _raise_for(result)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if isinstance(excinfo.value, CaseFailed):
@@ -262,33 +274,3 @@ def result_json(case: TestCase, r: CaseResult) -> dict[str, Any]:
 def _write_json(folder: Path, case: TestCase, r: CaseResult) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{case.id}.json").write_text(json.dumps(result_json(case, r), indent=1), encoding="utf-8")
-
-
-def _allure(case: TestCase, r: CaseResult) -> None:  # allure's API is untyped
-    """Labels and evidence for allure-pytest, when it is active (``--alluredir``)."""
-    try:
-        import allure
-    except ImportError:  # pragma: no cover - allure-pytest is a dependency
-        return
-    _allure_untyped(allure, case, r)
-
-
-def _allure_untyped(allure: Any, case: TestCase, r: CaseResult) -> None:
-    allure.dynamic.title(f"{case.id}: {case.title}")
-    allure.dynamic.description(case.purpose)
-    allure.dynamic.epic(case.clause.split(" ")[0] + " " + case.clause.split(" ")[1])
-    allure.dynamic.feature(case.clause)
-    for req in case.requirements:
-        allure.dynamic.story(req)
-    allure.dynamic.severity({"shall": "critical", "should": "normal", "may": "minor"}[case.strength])
-    allure.dynamic.tag(case.role, f"verdict:{r.verdict.value}", f"profile:{r.profile}")
-    for item in r.provisional:
-        allure.dynamic.tag(f"provisional:{item}")
-    if r.pcap and Path(r.pcap).is_file():
-        allure.attach.file(
-            r.pcap, name=f"{case.id}.pcap", attachment_type="application/vnd.tcpdump.pcap", extension="pcap"
-        )
-    if r.datagrams:
-        allure.attach("\n".join(r.datagrams), name="decoded datagrams", attachment_type=allure.attachment_type.TEXT)
-    if r.sut_log:
-        allure.attach(r.sut_log, name="SUT log", attachment_type=allure.attachment_type.TEXT)

@@ -61,6 +61,9 @@ class ScmServer:
         self.overrides = dict(overrides or {})
         self.log: list[str] = []
         self.errors: list[str] = []
+        # Each block request of a block-wise transfer asks for the same answer again: build and
+        # validate it once per query (an SCM-S computing it afresh is correct but slow).
+        self._bulk_cache: dict[tuple[str, ...], bytes] = {}
 
     # -- content ----------------------------------------------------------------------------
 
@@ -86,6 +89,12 @@ class ScmServer:
         return ids
 
     def bulk_answer(self, ids: list[str]) -> bytes:
+        key = tuple(ids)
+        if key not in self._bulk_cache:
+            self._bulk_cache[key] = self._build_bulk_answer(ids)
+        return self._bulk_cache[key]
+
+    def _build_bulk_answer(self, ids: list[str]) -> bytes:
         entries = []
         for ue_id in ids:
             kind, doc = self.answer_for(ue_id)
@@ -126,7 +135,7 @@ class ScmServer:
             payload = self.bulk_answer(ids)
             code = Code.CONTENT
             options.append((OptionNumber.CONTENT_FORMAT, encode_uint(p.content_format)))
-            self.log.append(f"scms: bulk answer for {len(ids)} UE id(s), {len(payload)} bytes")
+            self.log.append(f"scms: bulk answer for {len(ids)} UE id(s), {len(payload)} bytes{self._block_note(req)}")
         elif path == p.single_path and len(ids) == 1:
             kind, doc = self.answer_for(ids[0])
             code = ANSWER_CODES[kind]
@@ -142,6 +151,11 @@ class ScmServer:
             return
         options, payload = self._block(req, options, payload)
         node.reply(req, self._response(req, code, options, payload), src)
+
+    @staticmethod
+    def _block_note(req: CoapMessage) -> str:
+        requested = req.option_values(OptionNumber.BLOCK2)
+        return f", block {decode_uint(requested[0]) >> 4}" if requested else ""
 
     def _block(
         self, req: CoapMessage, options: list[tuple[int, bytes]], payload: bytes

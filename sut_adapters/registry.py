@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from msgin5g_conformance.errors import UsageError
+from msgin5g_conformance.errors import DefinitionError, UsageError
 
 from . import faulty, faulty_cue, faulty_gateway
 from .base import SutAdapter
@@ -24,6 +24,14 @@ def known_names() -> list[str]:
 
 def make_adapter(spec: str) -> SutAdapter:
     """Build the adapter for ``--sut``; an unknown name is a UsageError listing the known ones."""
+    if spec.endswith((".yaml", ".yml")):
+        # A SUT profile: an implementation outside the harness (sut_adapters.process).
+        from .process import ProcessAdapter
+
+        try:
+            return ProcessAdapter(spec)
+        except DefinitionError as exc:
+            raise UsageError(f"bad SUT profile {spec}:\n{exc}") from None
     if spec == "reference":
         return ReferenceAdapter()
     name = spec.removeprefix("faulty:")
@@ -31,4 +39,6 @@ def make_adapter(spec: str) -> SutAdapter:
         keyword, cls, _ = FAULTY[name]
         adapter: SutAdapter = ReferenceAdapter(name=spec, **{keyword: cls})
         return adapter
-    raise UsageError(f"unknown SUT {spec!r}; expected one of: {', '.join(known_names())}")
+    raise UsageError(
+        f"unknown SUT {spec!r}; expected one of: {', '.join(known_names())}, or a SUT profile (path/to/sut.yaml)"
+    )

@@ -436,9 +436,7 @@ def _read_classic(path: str, buf: bytes, order: str, divisor: int, extra: int) -
         sec, frac, incl, orig = rec.unpack_from(buf, offset)
         start = offset + rec_size
         if incl > size - start:
-            raise PcapError(
-                path, offset, f"record claims {incl} captured bytes but only {size - start} remain"
-            )
+            raise PcapError(path, offset, f"record claims {incl} captured bytes but only {size - start} remain")
         if frac >= divisor:
             raise PcapError(path, offset, f"timestamp fraction {frac} out of range (not a record header?)")
         out.add(offset, linktype, buf[start : start + incl], orig, sec + frac / divisor)

@@ -264,9 +264,7 @@ class LoopbackSniffer:
             sock = _listen_socket_class()(iface=self.iface, promisc=False, filter=self.filter)
         except Exception as exc:
             self._close_marker()
-            raise CaptureError(
-                f"cannot capture on {self.iface!r} with filter {self.filter!r}: {exc}"
-            ) from exc
+            raise CaptureError(f"cannot capture on {self.iface!r} with filter {self.filter!r}: {exc}") from exc
         self._socket = sock
         self._linktype = sock.pcap_fd.datalink()
         self._drained.clear()
@@ -274,9 +272,7 @@ class LoopbackSniffer:
         self._truncated = 0
         self._failure = None
         started = threading.Event()
-        sniffer = AsyncSniffer(
-            opened_socket=sock, prn=self._on_packet, store=False, started_callback=started.set
-        )
+        sniffer = AsyncSniffer(opened_socket=sock, prn=self._on_packet, store=False, started_callback=started.set)
         sniffer.start()
         self._sniffer = sniffer
         if not started.wait(timeout):

@@ -44,9 +44,7 @@ _MAX_TOKEN_LEN = 8
 
 # Indexing a tuple is cheaper than calling the enum constructor per datagram.
 _TYPES = tuple(MessageType)
-_BLOCK_OPTIONS = frozenset(
-    {OptionNumber.BLOCK1, OptionNumber.BLOCK2, OptionNumber.Q_BLOCK1, OptionNumber.Q_BLOCK2}
-)
+_BLOCK_OPTIONS = frozenset({OptionNumber.BLOCK1, OptionNumber.BLOCK2, OptionNumber.Q_BLOCK1, OptionNumber.Q_BLOCK2})
 # How much of an option value one summary line shows before eliding.
 _SUMMARY_TEXT_CHARS = 32
 _SUMMARY_HEX_BYTES = 16
@@ -259,9 +257,7 @@ def parse(data: bytes | bytearray | memoryview) -> CoapMessage:
             pos += 1
         elif delta == 14:
             if pos + 2 > n:
-                raise MalformedDatagram(
-                    f"extended option delta truncated: 2 bytes expected, {n - pos} present", pos
-                )
+                raise MalformedDatagram(f"extended option delta truncated: 2 bytes expected, {n - pos} present", pos)
             delta = ((buf[pos] << 8) | buf[pos + 1]) + _EXT16_BIAS
             pos += 2
         if length == 13:
@@ -271,9 +267,7 @@ def parse(data: bytes | bytearray | memoryview) -> CoapMessage:
             pos += 1
         elif length == 14:
             if pos + 2 > n:
-                raise MalformedDatagram(
-                    f"extended option length truncated: 2 bytes expected, {n - pos} present", pos
-                )
+                raise MalformedDatagram(f"extended option length truncated: 2 bytes expected, {n - pos} present", pos)
             length = ((buf[pos] << 8) | buf[pos + 1]) + _EXT16_BIAS
             pos += 2
         number += delta
@@ -281,9 +275,7 @@ def parse(data: bytes | bytearray | memoryview) -> CoapMessage:
             raise MalformedDatagram(f"option number {number} exceeds 65535", start)
         end = pos + length
         if end > n:
-            raise MalformedDatagram(
-                f"option value truncated: length {length} but {n - pos} bytes remain", pos
-            )
+            raise MalformedDatagram(f"option value truncated: length {length} but {n - pos} bytes remain", pos)
         options.append((number, buf[pos:end]))
         pos = end
 

@@ -127,25 +127,31 @@ def failed_expectations(case: TestCase, result: CaseResult) -> list[dict[str, An
     for s in result.steps:
         if s.verdict.value in ("pass", "not-applicable"):
             continue
-        out.append({
-            "step": s.index,
-            "kind": s.kind,
-            "where": f"{case.file}:{s.line}" if s.line else case.file,
-            "verdict": s.verdict.value,
-            "reason": s.reason,
-            "node": s.node,
-            "peer": s.peer,
-            "datagram": s.datagram,
-            "failed_checks": [{"field": f.field, "expected": f.expected, "found": f.found}
-                              for f in s.findings if not f.ok],
-        })
+        out.append(
+            {
+                "step": s.index,
+                "kind": s.kind,
+                "where": f"{case.file}:{s.line}" if s.line else case.file,
+                "verdict": s.verdict.value,
+                "reason": s.reason,
+                "node": s.node,
+                "peer": s.peer,
+                "datagram": s.datagram,
+                "failed_checks": [
+                    {"field": f.field, "expected": f.expected, "found": f.found} for f in s.findings if not f.ok
+                ],
+            }
+        )
     return out
 
 
 def _checks_text(step: StepResult) -> str:
-    return "\n".join(
-        f"{'ok  ' if f.ok else 'FAIL'} {f.field}: expected {f.expected}; found {f.found}" for f in step.findings
-    ) + "\n"
+    return (
+        "\n".join(
+            f"{'ok  ' if f.ok else 'FAIL'} {f.field}: expected {f.expected}; found {f.found}" for f in step.findings
+        )
+        + "\n"
+    )
 
 
 def _api() -> Any:
@@ -211,12 +217,25 @@ def annotate(case: TestCase, result: CaseResult) -> None:
 
     if result.pcap and Path(result.pcap).is_file():
         allure.attach.file(result.pcap, name=f"{case.id}.pcap", attachment_type=PCAP_TYPE, extension="pcap")
-    record = result_json(case, result)
-    allure.attach(render_svg(record), name="sequence chart", attachment_type=SVG_TYPE, extension="svg")
+    try:
+        chart = render_svg(result_json(case, result))
+    except Exception as exc:  # evidence must never change a verdict
+        allure.attach(
+            f"sequence chart not drawn: {type(exc).__name__}: {exc}\n",
+            name="sequence chart",
+            attachment_type=TEXT_TYPE,
+            extension="txt",
+        )
+    else:
+        allure.attach(chart, name="sequence chart", attachment_type=SVG_TYPE, extension="svg")
     allure.attach(decoded_datagrams(result), name="decoded datagrams", attachment_type=TEXT_TYPE, extension="txt")
     failed = failed_expectations(case, result)
     if failed:
-        allure.attach(json.dumps(failed, indent=1, ensure_ascii=False), name="failed expectations",
-                      attachment_type=JSON_TYPE, extension="json")
+        allure.attach(
+            json.dumps(failed, indent=1, ensure_ascii=False),
+            name="failed expectations",
+            attachment_type=JSON_TYPE,
+            extension="json",
+        )
     if result.sut_log:
         allure.attach(result.sut_log, name="SUT log", attachment_type=TEXT_TYPE, extension="txt")

@@ -98,8 +98,14 @@ def _impossible_dates(text: str, file: str) -> list[Problem]:
             try:
                 checker.construct_yaml_timestamp(node)
             except ValueError as exc:
-                problems.append(Problem(file, node.start_mark.line + 1, yamlsource.format_path(path),
-                                        f"expected a date written YYYY-MM-DD, found {node.value!r} ({exc})"))
+                problems.append(
+                    Problem(
+                        file,
+                        node.start_mark.line + 1,
+                        yamlsource.format_path(path),
+                        f"expected a date written YYYY-MM-DD, found {node.value!r} ({exc})",
+                    )
+                )
 
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -128,18 +134,24 @@ def load_waivers(path: str | Path) -> list[Waiver]:
     waivers: list[Waiver] = []
     for i, w in enumerate(located.data["waivers"]):
         if w["requirement"] not in known:
-            problems.append(located.problem(["waivers", i, "requirement"],
-                                            f"unknown requirement {w['requirement']!r}; expected an id from the "
-                                            "requirement catalogue (msgin5g_conformance/data/requirements.yaml)"))
+            problems.append(
+                located.problem(
+                    ["waivers", i, "requirement"],
+                    f"unknown requirement {w['requirement']!r}; expected an id from the "
+                    "requirement catalogue (msgin5g_conformance/data/requirements.yaml)",
+                )
+            )
             continue
         line = located.line_of(["waivers", i])
-        waivers.append(Waiver(
-            requirement=w["requirement"],
-            reason=w["reason"].strip(),
-            expires=date.fromisoformat(w["expires"]),
-            cases=tuple(w["cases"]) if "cases" in w else None,
-            where=f"{located.file}:{line}" if line else located.file,
-        ))
+        waivers.append(
+            Waiver(
+                requirement=w["requirement"],
+                reason=w["reason"].strip(),
+                expires=date.fromisoformat(w["expires"]),
+                cases=tuple(w["cases"]) if "cases" in w else None,
+                where=f"{located.file}:{line}" if line else located.file,
+            )
+        )
     if problems:
         raise DefinitionError(problems)
     return waivers
@@ -159,8 +171,10 @@ def evaluate(results: Sequence[Mapping[str, Any]], waivers: Sequence[Waiver], to
         elif w.expires < today:
             ok = False
             expired += 1
-            lines.append(f"EXPIRED {w.label()}waiver for {w.requirement} expired on {w.expires.isoformat()} "
-                         f"({w.reason}); renew it or fix the failure")
+            lines.append(
+                f"EXPIRED {w.label()}waiver for {w.requirement} expired on {w.expires.isoformat()} "
+                f"({w.reason}); renew it or fix the failure"
+            )
         else:
             valid.append(w)
 
@@ -183,13 +197,18 @@ def evaluate(results: Sequence[Mapping[str, Any]], waivers: Sequence[Waiver], to
             counts["waived"] += 1
             used.update(id(w) for w in match)
             w = match[0]
-            lines.append(f"WAIVED {cid} ({verdict}): {reason} -- waiver for {w.requirement} until "
-                         f"{w.expires.isoformat()} ({w.label()}{w.reason})")
+            lines.append(
+                f"WAIVED {cid} ({verdict}): {reason} -- waiver for {w.requirement} until "
+                f"{w.expires.isoformat()} ({w.label()}{w.reason})"
+            )
             continue
         ok = False
         counts["failing"] += 1
-        note = " (an error verdict is never waived)" if verdict == "error" and any(
-            w.covers(cid, reqs) for w in valid) else ""
+        note = (
+            " (an error verdict is never waived)"
+            if verdict == "error" and any(w.covers(cid, reqs) for w in valid)
+            else ""
+        )
         lines.append(f"FAIL {cid} ({verdict}) [{', '.join(reqs) or 'no requirement'}]: {reason}{note}")
 
     for w in valid:

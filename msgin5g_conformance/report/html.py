@@ -82,17 +82,21 @@ def generate(
         return False, f"HTML report not generated: unexpected {type(exc).__name__}: {exc}"
 
 
-def _generate(results: Path, out_file: Path, report_name: str, allure_bin: Path | None,
-              timeout_s: float) -> tuple[bool, str]:
+def _generate(
+    results: Path, out_file: Path, report_name: str, allure_bin: Path | None, timeout_s: float
+) -> tuple[bool, str]:
     node = shutil.which("node")
     if node is None:
-        return False, ("HTML report not generated: Node.js is not installed (no 'node' on PATH); "
-                       f"install Node 20+ and {INSTALL_HINT}")
+        return False, (
+            "HTML report not generated: Node.js is not installed (no 'node' on PATH); "
+            f"install Node 20+ and {INSTALL_HINT}"
+        )
     binary = allure_bin if allure_bin is not None else find_allure()
     if binary is None or not binary.exists():
         where = binary if binary is not None else REPO_ROOT / "node_modules" / ".bin" / "allure"
-        return False, (f"HTML report not generated: the 'allure' npm package is not installed ({where} missing); "
-                       f"{INSTALL_HINT}")
+        return False, (
+            f"HTML report not generated: the 'allure' npm package is not installed ({where} missing); {INSTALL_HINT}"
+        )
     if not results.is_dir() or not _has_results(results):
         return False, f"HTML report not generated: no Allure results (*-result.json) in {results}"
     version = allure_version(binary) or "?"
@@ -106,12 +110,21 @@ def _generate(results: Path, out_file: Path, report_name: str, allure_bin: Path 
         }
         config_file = work / "allurerc.json"
         config_file.write_text(json.dumps(config, indent=1), encoding="utf-8")
-        cmd = [node, str(binary.resolve()), "generate", str(results.resolve()),
-               "--config", str(config_file), "--output", str(out_dir)]
+        cmd = [
+            node,
+            str(binary.resolve()),
+            "generate",
+            str(results.resolve()),
+            "--config",
+            str(config_file),
+            "--output",
+            str(out_dir),
+        ]
         env = {**os.environ, "NO_COLOR": "1", "FORCE_COLOR": "0"}
         try:
-            proc = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True, timeout=timeout_s,
-                                  check=False)
+            proc = subprocess.run(
+                cmd, cwd=work, env=env, capture_output=True, text=True, timeout=timeout_s, check=False
+            )
         except subprocess.TimeoutExpired:
             return False, f"HTML report not generated: allure generate did not finish within {timeout_s:g} s"
         except OSError as exc:

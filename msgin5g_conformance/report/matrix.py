@@ -92,13 +92,19 @@ def build(
     testcases_dir: str | Path,
     pcaps_dir: str | Path,
     profile: Profile,
-    sut: str,
+    sut: str | None,
     harness_version: str,
     *,
     now: datetime | None = None,
 ) -> dict[str, Any]:
-    """The compliance matrix of one run as a JSON-ready dict."""
+    """The compliance matrix of one run as a JSON-ready dict.
+
+    ``sut`` names the SUT the run was against; ``None`` takes it from the results (the names
+    found, joined with ", " if they differ).
+    """
     results, warnings = read_results(results_dir)
+    if sut is None:
+        sut = ", ".join(sorted({str(r["sut"]) for r in results if r.get("sut")})) or "unknown"
     tc_dir, pcap_dir = Path(testcases_dir), Path(pcaps_dir)
     cat = catalogue()
 
@@ -117,9 +123,16 @@ def build(
             warnings.append(f"test case file not loadable: {exc}")
             continue
         entry["id"] = tc.id
-        defined[tc.id] = {"id": tc.id, "title": tc.title, "file": entry["file"], "sha256": tc.sha256,
-                          "clause": tc.clause, "requirements": list(tc.requirements), "strength": tc.strength,
-                          "role": tc.role}
+        defined[tc.id] = {
+            "id": tc.id,
+            "title": tc.title,
+            "file": entry["file"],
+            "sha256": tc.sha256,
+            "clause": tc.clause,
+            "requirements": list(tc.requirements),
+            "strength": tc.strength,
+            "role": tc.role,
+        }
 
     pcaps = _hash_tree(pcap_dir, ["*.pcap", "*.pcapng"])
     pcap_hash = {Path(p["file"]).name: p["sha256"] for p in pcaps}
@@ -131,8 +144,10 @@ def build(
         if d and r.get("sha256") and d["sha256"] != r["sha256"]:
             warnings.append(f"{cid}: the test case file changed after the run (SHA-256 differs)")
         if r.get("profile_sha256") and r["profile_sha256"] != profile.sha256:
-            warnings.append(f"{cid}: run with profile {r.get('profile')!r} ({str(r['profile_sha256'])[:12]}...), "
-                            f"not the reported profile {profile.name!r} ({profile.sha256[:12]}...)")
+            warnings.append(
+                f"{cid}: run with profile {r.get('profile')!r} ({str(r['profile_sha256'])[:12]}...), "
+                f"not the reported profile {profile.name!r} ({profile.sha256[:12]}...)"
+            )
         if r.get("sut") and r["sut"] != sut:
             warnings.append(f"{cid}: run against SUT {r['sut']!r}, not {sut!r}")
         pcap_name = Path(str(r["pcap"])).name if r.get("pcap") else None
@@ -155,9 +170,15 @@ def build(
         }
     for cid, d in defined.items():
         if cid not in cases:
-            cases[cid] = {**{k: d[k] for k in ("id", "title", "file", "requirements", "strength", "role")},
-                          "verdict": "not-run", "reason": "no result in this run", "provisional": [],
-                          "pcap": None, "pcap_sha256": None, "duration_s": None}
+            cases[cid] = {
+                **{k: d[k] for k in ("id", "title", "file", "requirements", "strength", "role")},
+                "verdict": "not-run",
+                "reason": "no result in this run",
+                "provisional": [],
+                "pcap": None,
+                "pcap_sha256": None,
+                "duration_s": None,
+            }
 
     citing: dict[str, list[str]] = {}
     for cid in sorted(cases):
@@ -169,14 +190,28 @@ def build(
     requirements = []
     for rid, req in cat.items():
         ids = citing.get(rid, [])
-        provisional = sorted({item for c in ids for item in cases[c]["provisional"]
-                              if cases[c]["verdict"] not in ("not-run", "not-applicable")})
-        requirements.append({
-            "id": rid, "title": req.title, "clause": req.clause, "tag": req.tag,
-            "status": requirement_status(cases[c]["verdict"] for c in ids),
-            "provisional": bool(provisional), "provisional_items": provisional,
-            "cases": [{"id": c, "verdict": cases[c]["verdict"], "provisional": cases[c]["provisional"]} for c in ids],
-        })
+        provisional = sorted(
+            {
+                item
+                for c in ids
+                for item in cases[c]["provisional"]
+                if cases[c]["verdict"] not in ("not-run", "not-applicable")
+            }
+        )
+        requirements.append(
+            {
+                "id": rid,
+                "title": req.title,
+                "clause": req.clause,
+                "tag": req.tag,
+                "status": requirement_status(cases[c]["verdict"] for c in ids),
+                "provisional": bool(provisional),
+                "provisional_items": provisional,
+                "cases": [
+                    {"id": c, "verdict": cases[c]["verdict"], "provisional": cases[c]["provisional"]} for c in ids
+                ],
+            }
+        )
 
     when = (now or datetime.now(UTC)).isoformat(timespec="seconds")
     return {
@@ -241,15 +276,24 @@ def render_markdown(matrix: Mapping[str, Any]) -> str:
         if r["provisional"]:
             status += f" \u26a0 provisional ({', '.join(r['provisional_items'])})"
         cases = ", ".join(f"{c['id']} ({c['verdict']})" for c in r["cases"]) or NONE
-        out.append(f"| {_cell(r['id'])} | {_cell(status)} | {_cell(cases)} | {_cell(r['clause'])} | "
-                   f"{_cell(r['tag'])} | {_cell(r['title'])} |")
-    out += ["", "## Test cases", "", "| Case | Verdict | Requirements | Provisional items | Reason | pcap SHA-256 |",
-            "|---|---|---|---|---|---|"]
+        out.append(
+            f"| {_cell(r['id'])} | {_cell(status)} | {_cell(cases)} | {_cell(r['clause'])} | "
+            f"{_cell(r['tag'])} | {_cell(r['title'])} |"
+        )
+    out += [
+        "",
+        "## Test cases",
+        "",
+        "| Case | Verdict | Requirements | Provisional items | Reason | pcap SHA-256 |",
+        "|---|---|---|---|---|---|",
+    ]
     for c in matrix["cases"]:
         pcap = f"{c['pcap']} `{c['pcap_sha256']}`" if c.get("pcap_sha256") else (c.get("pcap") or NONE)
         provisional = ", ".join(c["provisional"]) or NONE
-        out.append(f"| {_cell(c['id'])} | {_cell(c['verdict'])} | {_cell(', '.join(c['requirements']))} | "
-                   f"{_cell(provisional)} | {_cell(c['reason'])} | {_cell(pcap)} |")
+        out.append(
+            f"| {_cell(c['id'])} | {_cell(c['verdict'])} | {_cell(', '.join(c['requirements']))} | "
+            f"{_cell(provisional)} | {_cell(c['reason'])} | {_cell(pcap)} |"
+        )
     out += ["", "## Test case files", "", "| File | Case | SHA-256 |", "|---|---|---|"]
     out += [f"| {_cell(f['file'])} | {_cell(f['id'] or '?')} | `{f['sha256']}` |" for f in ident["testcases"]]
     out += ["", "## Captures", "", "| File | SHA-256 |", "|---|---|"]

@@ -107,27 +107,41 @@ class _Event:
     step: str | None = None
 
 
-def _missing_events(result: Mapping[str, Any], lifelines: list[str],
-                    exchange: Sequence[Mapping[str, Any]]) -> list[_Event]:
+def _missing_events(
+    result: Mapping[str, Any], lifelines: list[str], exchange: Sequence[Mapping[str, Any]]
+) -> list[_Event]:
     out = []
     for step in result.get("steps") or []:
-        if (step.get("kind") != "expect" or step.get("verdict") not in _FAILED
-                or step.get("datagram") is not None or not step.get("node")):
+        if (
+            step.get("kind") != "expect"
+            or step.get("verdict") not in _FAILED
+            or step.get("datagram") is not None
+            or not step.get("node")
+        ):
             continue
         node = str(step["node"])
         peer = step.get("peer")
         src = str(peer) if peer else _sut_side_for(node, lifelines, exchange)
         reason = str(step.get("reason") or "")
-        out.append(_Event("missing", src, node, f"expected, never came: {reason}",
-                          f"step {step.get('index')}: expected at {node}, never came: {reason}",
-                          "never", step=str(step.get("index"))))
+        out.append(
+            _Event(
+                "missing",
+                src,
+                node,
+                f"expected, never came: {reason}",
+                f"step {step.get('index')}: expected at {node}, never came: {reason}",
+                "never",
+                step=str(step.get("index")),
+            )
+        )
     return out
 
 
 def _sut_side_for(node: str, lifelines: list[str], exchange: Sequence[Mapping[str, Any]]) -> str:
     """The SUT endpoint a missing message should have come from, when the step does not say."""
-    senders = Counter(node_name(r, "src") for r in exchange
-                      if node_name(r, "dst") == node and is_sut(node_name(r, "src")))
+    senders = Counter(
+        node_name(r, "src") for r in exchange if node_name(r, "dst") == node and is_sut(node_name(r, "src"))
+    )
     if senders:
         return senders.most_common(1)[0][0]
     sut = sorted((n for n in lifelines if is_sut(n)), key=_rank)
@@ -141,16 +155,26 @@ def _events(result: Mapping[str, Any]) -> tuple[list[str], list[_Event]]:
     decisive = result.get("decisive_datagram")
     names: set[str] = set()
     events: list[_Event] = []
-    for r in sorted(exchange, key=lambda r: (r.get("seq", 0))):
+    for r in sorted(exchange, key=lambda r: r.get("seq", 0)):
         src, dst = node_name(r, "src"), node_name(r, "dst")
         names.update((src, dst))
         seq = r.get("seq")
         t = r.get("t_ms")
         time = f"#{seq}  +{float(t):.1f} ms" if isinstance(t, int | float) else f"#{seq}"
         tooltip = f"#{seq} {src} {r.get('src', '')} -> {dst} {r.get('dst', '')}: {r.get('summary', '')}"
-        events.append(_Event("datagram", src, dst, arrow_label(r), tooltip, time, seq=seq,
-                             decisive=decisive is not None and seq == decisive,
-                             malformed=bool(r.get("malformed"))))
+        events.append(
+            _Event(
+                "datagram",
+                src,
+                dst,
+                arrow_label(r),
+                tooltip,
+                time,
+                seq=seq,
+                decisive=decisive is not None and seq == decisive,
+                malformed=bool(r.get("malformed")),
+            )
+        )
     for step in result.get("steps") or []:
         if step.get("kind") == "expect" and step.get("verdict") in _FAILED and step.get("datagram") is None:
             if step.get("node"):
@@ -187,18 +211,30 @@ def render_svg(result: Mapping[str, Any]) -> str:
     case_id = result.get("id", "?")
     verdict = result.get("verdict", "?")
     add('<?xml version="1.0" encoding="UTF-8"?>')
-    add(f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+    add(
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" font-family="Helvetica, Arial, sans-serif" font-size="12" '
-        f'class="msc" data-case="{esc(case_id)}" data-verdict="{esc(verdict)}">')
+        f'class="msc" data-case="{esc(case_id)}" data-verdict="{esc(verdict)}">'
+    )
     add(f"<title>{esc(case_id)}: message sequence chart ({esc(verdict)})</title>")
     add(f'<rect x="0" y="0" width="{width}" height="{height}" fill="#ffffff"/>')
     headline = f"{case_id} \u2014 {str(verdict).upper()}: {result.get('title', '')}"
-    add(f'<text x="10" y="20" font-size="14" font-weight="bold" class="headline">'
-        f"{esc(_short(headline, 140))}</text>")
+    add(f'<text x="10" y="20" font-size="14" font-weight="bold" class="headline">{esc(_short(headline, 140))}</text>')
     count = len([e for e in events if e.kind == "datagram"])
-    sub = (f"SUT {result.get('sut', '?')} \u00b7 profile {result.get('profile', '?')} \u00b7 "
-           f"{count} datagram(s) \u00b7 capture {result.get('capture', '?')}")
+    sub = (
+        f"SUT {result.get('sut', '?')} \u00b7 profile {result.get('profile', '?')} \u00b7 "
+        f"{count} datagram(s) \u00b7 capture {result.get('capture', '?')}"
+    )
     add(f'<text x="10" y="38" fill="#555555" class="subline">{esc(sub)}</text>')
+
+    # Tinted rows behind the decisive datagram, drawn first so lifelines stay visible over them.
+    for row, ev in enumerate(events):
+        if ev.decisive:
+            y = FIRST_ROW + row * ROW + ROW / 2 + 6
+            add(
+                f'<rect class="decisive-band" x="2" y="{y - ROW / 2 - 6:.1f}" width="{width - 4}" height="{ROW}" '
+                f'fill="{DECISIVE_BAND}"/>'
+            )
 
     # The SUT group: one shaded box behind every SUT lifeline, labelled with the adapter.
     sut_nodes = [n for n in lifelines if is_sut(n)]
@@ -206,10 +242,14 @@ def render_svg(result: Mapping[str, Any]) -> str:
     if sut_nodes:
         x0 = min(x_of[n] for n in sut_nodes) - COLUMN / 2 + 8
         x1 = max(x_of[n] for n in sut_nodes) + COLUMN / 2 - 8
-        add(f'<rect x="{x0:.1f}" y="{TOP - 14}" width="{x1 - x0:.1f}" height="{bottom - TOP + 14}" rx="8" '
-            f'fill="{SUT_FILL}" stroke="{SUT_EDGE}" stroke-dasharray="4 3"/>')
-        add(f'<text x="{(x0 + x1) / 2:.1f}" y="{TOP - 3}" text-anchor="middle" font-size="10" fill="{SUT_INK}">'
-            f'SUT: {esc(result.get("sut", "?"))}</text>')
+        add(
+            f'<rect x="{x0:.1f}" y="{TOP - 14}" width="{x1 - x0:.1f}" height="{bottom - TOP + 14}" rx="8" '
+            f'fill="{SUT_FILL}" fill-opacity="0.75" stroke="{SUT_EDGE}" stroke-dasharray="4 3"/>'
+        )
+        add(
+            f'<text x="{(x0 + x1) / 2:.1f}" y="{TOP - 3}" text-anchor="middle" font-size="10" fill="{SUT_INK}">'
+            f"SUT: {esc(result.get('sut', '?'))}</text>"
+        )
     for n in sut_nodes:
         out.extend(_lifeline(n, x_of[n], bottom, sut=True))
     add("</g>")
@@ -263,8 +303,6 @@ def _event(ev: _Event, x_of: Mapping[str, float], y: float, width: int) -> list[
     if ev.step is not None:
         attrs += f' data-step="{esc(ev.step)}"'
     out = [f"<g {attrs}>", f"<title>{esc(ev.tooltip)}</title>"]
-    if ev.decisive:
-        out.append(f'<rect x="2" y="{y - ROW / 2 - 6:.1f}" width="{width - 4}" height="{ROW}" fill="{DECISIVE_BAND}"/>')
     out.append(f'<text x="8" y="{y + 4:.1f}" font-size="11" fill="#555555" class="time">{esc(ev.time)}</text>')
     x1, x2 = x_of[ev.src], x_of[ev.dst]
     dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
@@ -272,24 +310,34 @@ def _event(ev: _Event, x_of: Mapping[str, float], y: float, width: int) -> list[
     style = ' font-style="italic"' if ev.kind == "missing" else ""
     label = esc(_short(ev.label))
     if x1 == x2:  # a node talking to itself: a small loop to the right
-        out.append(f'<path d="M{x1:.1f},{y - 8:.1f} h34 v16 h-30" fill="none" stroke="{colour}" '
-                   f'stroke-width="{stroke_w}"{dash_attr}/>')
+        out.append(
+            f'<path d="M{x1:.1f},{y - 8:.1f} h34 v16 h-30" fill="none" stroke="{colour}" '
+            f'stroke-width="{stroke_w}"{dash_attr}/>'
+        )
         out.append(_arrowhead(x1 + 4, y + 8, -1, colour))
-        out.append(f'<text x="{x1 + 40:.1f}" y="{y - 10:.1f}" fill="{colour}"{weight}{style} '
-                   f'class="label"{HALO}>{label}</text>')
+        out.append(
+            f'<text x="{x1 + 40:.1f}" y="{y - 10:.1f}" fill="{colour}"{weight}{style} '
+            f'class="label"{HALO}>{label}</text>'
+        )
     else:
         direction = 1 if x2 > x1 else -1
         tip = x2 - 2 * direction
-        out.append(f'<line x1="{x1:.1f}" y1="{y:.1f}" x2="{tip - 8 * direction:.1f}" y2="{y:.1f}" '
-                   f'stroke="{colour}" stroke-width="{stroke_w}"{dash_attr}/>')
+        out.append(
+            f'<line x1="{x1:.1f}" y1="{y:.1f}" x2="{tip - 8 * direction:.1f}" y2="{y:.1f}" '
+            f'stroke="{colour}" stroke-width="{stroke_w}"{dash_attr}/>'
+        )
         out.append(_arrowhead(tip, y, direction, colour))
         tx, anchor = _label_position((x1 + x2) / 2, len(_short(ev.label)), width)
-        out.append(f'<text x="{tx:.1f}" y="{y - 7:.1f}" text-anchor="{anchor}" fill="{colour}"{weight}{style} '
-                   f'class="label"{HALO}>{label}</text>')
+        out.append(
+            f'<text x="{tx:.1f}" y="{y - 7:.1f}" text-anchor="{anchor}" fill="{colour}"{weight}{style} '
+            f'class="label"{HALO}>{label}</text>'
+        )
         if ev.malformed:
             anchor = "start" if direction > 0 else "end"
-            out.append(f'<text x="{tip + 6 * direction:.1f}" y="{y + 5:.1f}" text-anchor="{anchor}" font-size="15" '
-                       f'font-weight="bold" fill="{MALFORMED}" class="malformed-mark">\u2717</text>')
+            out.append(
+                f'<text x="{tip + 6 * direction:.1f}" y="{y + 5:.1f}" text-anchor="{anchor}" font-size="15" '
+                f'font-weight="bold" fill="{MALFORMED}" class="malformed-mark">\u2717</text>'
+            )
     out.append("</g>")
     return out
 
@@ -316,12 +364,15 @@ def _legend(y: float) -> list[str]:
     x = 10.0
     for colour, w, dash, text in items:
         dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
-        out.append(f'<line x1="{x:.1f}" y1="{y:.1f}" x2="{x + 30:.1f}" y2="{y:.1f}" stroke="{colour}" '
-                   f'stroke-width="{w}"{dash_attr}/>')
+        out.append(
+            f'<line x1="{x:.1f}" y1="{y:.1f}" x2="{x + 30:.1f}" y2="{y:.1f}" stroke="{colour}" '
+            f'stroke-width="{w}"{dash_attr}/>'
+        )
         out.append(f'<text x="{x + 36:.1f}" y="{y + 4:.1f}" fill="#444444">{esc(text)}</text>')
         x += 46 + 7 * len(text)
-    out.append(f'<rect x="{x:.1f}" y="{y - 7:.1f}" width="30" height="14" rx="3" fill="{SUT_FILL}" '
-               f'stroke="{SUT_EDGE}"/>')
+    out.append(
+        f'<rect x="{x:.1f}" y="{y - 7:.1f}" width="30" height="14" rx="3" fill="{SUT_FILL}" stroke="{SUT_EDGE}"/>'
+    )
     out.append(f'<text x="{x + 36:.1f}" y="{y + 4:.1f}" fill="#444444">system under test</text>')
     out.append("</g>")
     return out

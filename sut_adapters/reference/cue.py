@@ -52,7 +52,7 @@ def _validator(path: str) -> Any:
 
 
 class ReferenceConstrainedUE:
-    """A constrained UE on one endpoint (the profile's port) that asks for its configuration."""
+    """A constrained UE (TS 24.538 6.2.2.2) on one endpoint (port 65401) that asks for its configuration."""
 
     def __init__(self, env: SutEnvironment, address: Address) -> None:
         self.env = env

@@ -84,7 +84,7 @@ class BulkExchange:
 
 
 class ReferenceGateway:
-    """A Gateway UE with a PC5-side and a network-side endpoint, both on the profile's port."""
+    """A Gateway UE (TS 24.538 6.2.2.x) with a PC5-side and a network-side endpoint, both on port 65401."""
 
     # Bounds of one block-wise transfer: a server that keeps saying "more" must not hold the
     # waiting UEs forever.
