@@ -107,6 +107,13 @@ class IgnoresMaxWait(ReferenceGateway):
         self.note("(faulty) no max_wait timer")
 
 
+class IgnoresMinBatch(ReferenceGateway):
+    """Breaks REQ-GW-BULK-1 (service policy): waits for max_wait_ms even with a full batch."""
+
+    def policy_reached(self) -> bool:
+        return False
+
+
 class StopsBlockwise(ReferenceGateway):
     """Breaks REQ-GW-BULK-2: fetches only the first Block2 block of the bulk answer and splits
     what it has (a truncated document: every UE gets 5.02)."""
@@ -122,6 +129,7 @@ VARIANTS: dict[str, tuple[type[ReferenceGateway], str]] = {
     "gw-drops-vendor": (DropsVendor, "REQ-GW-BULK-1"),
     "gw-no-bulk-flag": (NoBulkFlag, "REQ-GW-BULK-1"),
     "gw-ignores-max-wait": (IgnoresMaxWait, "REQ-GW-BULK-1"),
+    "gw-ignores-min-batch": (IgnoresMinBatch, "REQ-GW-BULK-1"),
     "gw-everything-to-everyone": (EverythingToEveryone, "REQ-GW-BULK-2"),
     "gw-loses-one-response": (LosesOneResponse, "REQ-GW-BULK-2"),
     "gw-wrong-recipient": (WrongRecipient, "REQ-GW-BULK-2"),

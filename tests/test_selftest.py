@@ -90,6 +90,8 @@ EXPECTED: dict[str, dict[str, dict[str, str]]] = {
         "faulty:gw-ignores-max-wait": dict.fromkeys(
             ["GW-BULK-001", "GW-BULK-005", "GW-ERR-001", "GW-SPLIT-001", "GW-SPLIT-002", "GW-WAIT-001"], "fail"
         ),
+        # The timer still fires, so only the case that needs the full batch to trigger notices.
+        "faulty:gw-ignores-min-batch": {"GW-BULK-002": "fail"},
         "faulty:gw-everything-to-everyone": dict.fromkeys(
             ["GW-BULK-001", "GW-BULK-003", "GW-BULK-005", "GW-SPLIT-001", "GW-SPLIT-002"], "fail"
         ),
