@@ -63,6 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     ls = sub.add_parser("list", help="list test cases")
     ls.add_argument("paths", nargs="*")
     ls.add_argument("--role", action="append", default=[])
+    ls.add_argument("--profile", default=None, help="protocol profile YAML (default: shipped profile)")
 
     rp = sub.add_parser("report", help="compliance matrix, single-file HTML report and CI gate from the last run")
     rp.add_argument("--reports-dir", default="reports")
@@ -169,10 +170,15 @@ def cmd_report(a: argparse.Namespace) -> int:
 
 def cmd_list(a: argparse.Namespace) -> int:
     paths = a.paths or [str(default_testcases())]
+    try:
+        profile = load_profile(a.profile)
+    except DefinitionError as exc:
+        print(exc, file=sys.stderr)
+        return 1
     bad = 0
     for f in discover(paths):
         try:
-            tc = load_testcase(f)
+            tc = load_testcase(f, profile)
         except DefinitionError as exc:
             print(exc, file=sys.stderr)
             bad += 1

@@ -27,7 +27,7 @@ from .model import (
     UpperStep,
     WaitStep,
 )
-from .profile import Profile
+from .profile import Profile, condition_holds
 from .requirements import catalogue
 
 TESTER_NODE = re.compile(r"^(cue[1-9][0-9]?|cue_nolink|scms|scms_alt|relay)$")
@@ -52,6 +52,7 @@ class _Checker:
         self.profile = profile
         self.problems: list[Problem] = []
         self.captured: set[str] = set()
+        self.excluded = False  # the profile's values exclude the case (applicability)
         self.role: str = located.data.get("role", "relay")
 
     def add(self, path: Iterable[str | int], message: str) -> None:
@@ -71,7 +72,8 @@ class _Checker:
             try:
                 expand_range(rest, self.profile)
             except TemplateError as exc:
-                self.add(path, f"${{{name}}}: {exc}")
+                if not self.excluded:  # a range the profile's values exclude is not-applicable
+                    self.add(path, f"${{{name}}}: {exc}")
         elif name in ("each", "each_hex"):
             self.add(path, f"expected ${{{name}}} only inside foreach steps, found it outside")
         elif head == "uri":
@@ -120,8 +122,10 @@ class _Checker:
                     if k not in m:
                         self.add(path, f"missing required key {k!r} (or give raw)")
             for name, value in (m.get("options") or {}).items():
-                if value is None or (isinstance(value, dict) and "present" in value):
-                    self.add((*path, "options", name), "expected a value to send, found an expectation (null/present)")
+                if value is None or (isinstance(value, dict) and ("present" in value or "set" in value)):
+                    self.add(
+                        (*path, "options", name), "expected a value to send, found an expectation (null/present/set)"
+                    )
             if isinstance(payload, dict) and ("schema" in payload):
                 self.add((*path, "payload", "schema"), "expected hex, text, json or same_as when sending, found schema")
         if isinstance(payload, dict) and len([k for k in payload if k != "schema"]) > 1:
@@ -154,7 +158,8 @@ class _Checker:
                 try:
                     nodes = expand_range(body["nodes"], self.profile)
                 except TemplateError as exc:
-                    self.add(where, str(exc))
+                    if not self.excluded:
+                        self.add(where, str(exc))
                     continue
             else:
                 nodes = list(body["nodes"])
@@ -273,18 +278,33 @@ def load_located(located: yamlsource.Located, text: str, profile: Profile | None
         ch.node(n, ("preconditions", "links", i), "tester")
     for n in pre.get("configurations", {}):
         ch.node(n, ("preconditions", "configurations", n), "tester")
-    steps = tuple(ch.step(raw, path, index, False) for raw, path, index in ch.expand(d["steps"]))
-    for key in app.get("profile", {}):
+    for key, want in app.get("profile", {}).items():
+        if isinstance(want, dict) and (
+            not want
+            or not set(want) <= {"min", "max"}
+            or any(isinstance(v, bool) or not isinstance(v, int | float) for v in want.values())
+        ):
+            ch.add(["applicability", "profile", key], f"expected a value, a list or {{min: N, max: N}}, found {want!r}")
+            continue
+        if profile is None:
+            continue
         try:
-            if profile is not None:
-                profile.value(key)
+            have = profile.value(key)
         except KeyError:
             ch.add(["applicability", "profile", key], f"expected a profile key, found unknown {key!r}")
+            continue
+        if not condition_holds(have, want):
+            # The case does not apply under this profile: it will be not-applicable, so steps
+            # that only make sense where it applies (e.g. a range up to min_batch) are not errors.
+            ch.excluded = True
+    steps = tuple(ch.step(raw, path, index, False) for raw, path, index in ch.expand(d["steps"]))
     for i, item in enumerate(d.get("depends_on", [])):
         if item not in PROFILE_ITEMS:
             ch.add(["depends_on", i], f"expected a profile item ({', '.join(sorted(PROFILE_ITEMS))}), found {item!r}")
     if ch.problems:
-        raise DefinitionError(sorted(ch.problems, key=lambda p: (p.line or 0, p.path)))
+        # A mistake inside a foreach body is found once per node: report it once.
+        unique = {(p.line, p.path, p.message): p for p in ch.problems}
+        raise DefinitionError(sorted(unique.values(), key=lambda p: (p.line or 0, p.path)))
     return TestCase(
         id=d["id"],
         title=d["title"],

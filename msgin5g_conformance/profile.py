@@ -215,3 +215,15 @@ def load_profile(path: str | Path | None = None) -> Profile:
         timers=Timers(t["response_ms"], t["absence_window_ms"], t["ack_timeout_ms"], t["max_retransmit"]),
         raw=d,
     )
+
+
+def condition_holds(have: Any, want: Any) -> bool:
+    """An applicability condition on a profile value: a value, a list of allowed values, or
+    ``{min: N}`` / ``{max: N}`` (numbers; the loader refuses anything else)."""
+    if isinstance(want, list):
+        return have in want
+    if isinstance(want, dict) and want and set(want) <= {"min", "max"}:
+        if isinstance(have, bool) or not isinstance(have, int | float):
+            return False
+        return ("min" not in want or have >= want["min"]) and ("max" not in want or have <= want["max"])
+    return bool(have == want)

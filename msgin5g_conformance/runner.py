@@ -27,7 +27,7 @@ from .coap.numbers import MessageType, OptionNumber, code_to_str, decode_uint
 from .coapnode import CoapNode, FastTuning
 from .errors import HarnessError, NotApplicable
 from .model import ExpectNothingStep, ExpectStep, SendStep, Step, TestCase, UpperStep, WaitStep
-from .profile import Profile
+from .profile import Profile, condition_holds
 from .scms import ScmServer
 from .topology import AddressBlock, Topology, claim_block
 from .verdict import CaseResult, Finding, StepResult, Verdict
@@ -175,7 +175,7 @@ class Session:
                 have = self.profile.value(key)
             except KeyError:
                 return f"profile {self.profile.name} has no value {key}"
-            if not _condition_holds(have, want):
+            if not condition_holds(have, want):
                 return f"applies when profile {key} is {want!r}; profile {self.profile.name} has {have!r}"
         return None
 
@@ -661,16 +661,3 @@ def _mid_type(data: bytes) -> tuple[int, int] | None:
     if len(data) < 4:
         return None
     return ((data[2] << 8) | data[3], (data[0] >> 4) & 3)
-
-
-def _condition_holds(have: Any, want: Any) -> bool:
-    """An applicability condition: a value, a list of allowed values, or {min: N} / {max: N}."""
-    if isinstance(want, list):
-        return have in want
-    if isinstance(want, dict) and set(want) <= {"min", "max"}:
-        return (
-            isinstance(have, int | float)
-            and ("min" not in want or have >= want["min"])
-            and ("max" not in want or have <= want["max"])
-        )
-    return bool(have == want)

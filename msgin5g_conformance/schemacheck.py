@@ -96,6 +96,8 @@ def _message(err: ValidationError) -> tuple[list[str | int], str]:
         return path, f"expected text matching {err.validator_value}, found {found}"
     if v in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
         return path, f"expected a number with {v} {err.validator_value}, found {found}"
+    if v == "minLength":
+        return path, f"expected text of at least {err.validator_value} character(s), found {found}"
     if v == "minItems":
         return path, f"expected at least {err.validator_value} item(s), found {found}"
     if v == "maxItems":
