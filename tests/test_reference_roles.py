@@ -662,6 +662,23 @@ def test_gw_ignores_max_wait() -> None:
     run(test, with_policy(max_wait_ms=100))
 
 
+def test_gw_ignores_min_batch() -> None:
+    """With a full batch (min_batch 2) the faulty gateway still waits for the max_wait timer."""
+
+    async def test(b: Bench) -> None:
+        scms = await b.peer("scms", scm_answer(bulk_body({"cue1": "2.05", "cue2": "2.05"})))
+        await b.gateway(faulty_gateway.IgnoresMinBatch)
+        cue1, cue2 = await b.peer("cue1"), await b.peer("cue2")
+        cue1.node.send(ue_get(b"\x01", "cue1.msgin5g.example"), b.topology.address("sut.pc5"))
+        cue2.node.send(ue_get(b"\x02", "cue2.msgin5g.example"), b.topology.address("sut.pc5"))
+        await asyncio.sleep(0.2)
+        assert not scms.requests()  # a correct gateway would have sent the bulk GET at once
+        await asyncio.sleep(0.6)
+        assert len(scms.requests()) == 1  # the timer (600 ms) still sends it
+
+    run(test, with_policy(min_batch=2, max_wait_ms=600))
+
+
 def test_every_gateway_variant_is_tested() -> None:
     assert len(faulty_gateway.VARIANTS) >= 8
     tested = {name[len("test_") :].replace("_", "-") for name in globals() if name.startswith("test_gw_")}
