@@ -8,6 +8,7 @@ from msgin5g_conformance.errors import DefinitionError, UsageError
 
 from . import faulty, faulty_cue, faulty_gateway
 from .base import SutAdapter
+from .process import ProcessAdapter
 from .reference import ReferenceAdapter
 
 # faulty variant name -> (ReferenceAdapter keyword to replace, class, requirement it breaks)
@@ -24,10 +25,7 @@ def known_names() -> list[str]:
 
 def make_adapter(spec: str) -> SutAdapter:
     """Build the adapter for ``--sut``; an unknown name is a UsageError listing the known ones."""
-    if spec.endswith((".yaml", ".yml")):
-        # A SUT profile: an implementation outside the harness (sut_adapters.process).
-        from .process import ProcessAdapter
-
+    if spec.endswith((".yaml", ".yml")):  # a SUT profile: an implementation outside the harness
         try:
             return ProcessAdapter(spec)
         except DefinitionError as exc:
@@ -40,5 +38,5 @@ def make_adapter(spec: str) -> SutAdapter:
         adapter: SutAdapter = ReferenceAdapter(name=spec, **{keyword: cls})
         return adapter
     raise UsageError(
-        f"unknown SUT {spec!r}; expected one of: {', '.join(known_names())}, or a SUT profile (path/to/sut.yaml)"
+        f"unknown SUT {spec!r}; expected one of: {', '.join(known_names())}, or the path of a SUT profile (.yaml)"
     )

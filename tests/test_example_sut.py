@@ -1,0 +1,157 @@
+"""The example implementation outside the harness (examples/example_sut.py) against the suite.
+
+It runs as a vendor's implementation would: the command line (`msgin5g-conformance run --sut
+examples/...yaml`) in a subprocess, verdicts read back from the JSON results. Each deliberate fault
+of the example is also run through a Session and must fail exactly the cases that check it.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+import yaml
+
+from msgin5g_conformance.coap import codec
+from msgin5g_conformance.coap.codec import CoapMessage
+from msgin5g_conformance.coap.numbers import Code, MessageType, OptionNumber
+from msgin5g_conformance.loader import load_testcase
+from msgin5g_conformance.profile import Profile
+from msgin5g_conformance.runner import Session
+from msgin5g_conformance.verdict import Verdict
+from sut_adapters.process import ProcessAdapter
+
+from .conftest import ROOT, TESTCASES
+
+EXAMPLES = ROOT / "examples"
+RUN_TIMEOUT_S = 300
+ALL_CASES = 26
+
+# The commands docs/vendor-guide.md shows; tests/test_vendor_guide.py checks that they match.
+EXAMPLE_RUN = (".venv/bin/msgin5g-conformance", "run", "--sut", "examples/example-sut.yaml")
+FAULTY_RUN = (".venv/bin/msgin5g-conformance", "run", "--sut", "examples/example-sut-faulty.yaml", "--role", "relay")
+FAULTY_FAILS = {"RELAY-DL-003": "fail", "RELAY-DL-008": "fail"}  # drops-404: no 4.04 downlink
+
+# Each fault of the example -> (role whose suite catches it, the cases that must not pass).
+FAULTS: dict[str, tuple[str, dict[str, str]]] = {
+    "drops-404": ("relay", FAULTY_FAILS),
+    "keeps-released-link": ("relay", {"RELAY-DL-005": "fail"}),
+    "ignores-port": ("relay", {"RELAY-DL-007": "fail"}),
+    "ignores-critical-option": ("relay", {"RELAY-UL-002": "fail"}),
+    "applies-others": ("constrained-ue", {"CUE-RSP-004": "fail"}),
+}
+
+
+Results = dict[str, dict[str, Any]]
+
+
+def run_documented(command: tuple[str, ...], out: Path) -> tuple[subprocess.CompletedProcess[str], Results]:
+    """Run a documented command from the repository root with its outputs in ``out``; return verdicts."""
+    program = Path(sys.executable).parent / Path(command[0]).name  # .venv/bin/X, wherever the venv is
+    argv = [str(program), *command[1:], "--pcap-dir", str(out / "pcaps"), "--reports-dir", str(out / "reports"), "-q"]
+    done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=RUN_TIMEOUT_S, check=False)
+    results = {p.stem: json.loads(p.read_text()) for p in (out / "reports" / "results").glob("*.json")}
+    return done, results
+
+
+def load_example() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("example_sut", EXAMPLES / "example_sut.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["example_sut"] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_example_sut_passes_every_case(tmp_path: Path) -> None:
+    """`run --sut examples/example-sut.yaml` passes all 26 cases and exits 0."""
+    done, results = run_documented(EXAMPLE_RUN, tmp_path)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    assert len(results) == ALL_CASES
+    assert {r["verdict"] for r in results.values()} == {"pass"}
+    assert {r["sut"] for r in results.values()} == {"examples/example-sut.yaml"}
+    assert len(list((tmp_path / "pcaps").glob("*.pcap"))) == ALL_CASES
+
+
+def test_faulty_example_fails_the_expected_cases(tmp_path: Path) -> None:
+    """The faulty build exits non-zero, failing exactly RELAY-DL-003 and RELAY-DL-008."""
+    done, results = run_documented(FAULTY_RUN, tmp_path)
+    assert done.returncode != 0
+    relay_cases = {p.stem for p in (TESTCASES / "relay").glob("*.yaml")}
+    assert set(results) == relay_cases
+    not_passed = {cid: r["verdict"] for cid, r in results.items() if r["verdict"] != "pass"}
+    assert not_passed == FAULTY_FAILS
+    for cid in FAULTY_FAILS:  # the 4.04 never reached the client
+        assert results[cid]["reason"].startswith("no matching message arrived at cue"), results[cid]["reason"]
+
+
+def test_faulty_profile_selects_the_documented_fault() -> None:
+    """example-sut-faulty.yaml runs the example with the fault its comments describe."""
+    data = yaml.safe_load((EXAMPLES / "example-sut-faulty.yaml").read_text())
+    assert data["command"][-2:] == ["--fault", "drops-404"]
+    assert FAULTS["drops-404"][1] == FAULTY_FAILS
+
+
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+def test_each_fault_is_caught(fault: str, fast_profile: Profile, tmp_path: Path) -> None:
+    """Each deliberate fault of the example fails exactly the cases that check that behaviour."""
+    role, expected = FAULTS[fault]
+    profile = tmp_path / "sut.yaml"
+    profile.write_text(
+        yaml.safe_dump(
+            {
+                "name": f"example-{fault}",
+                "command": [sys.executable, str(EXAMPLES / "example_sut.py"), "--fault", fault],
+                "control": "stdio",
+                "roles": [role],
+                "capabilities": ["link-control", "trigger-request", "trigger-bulk", "read-config"],
+            }
+        ),
+        encoding="utf-8",
+    )
+    cases = [load_testcase(f, fast_profile) for f in sorted((TESTCASES / role).glob("*.yaml"))]
+    with Session(fast_profile, ProcessAdapter(profile), pcap_dir=tmp_path) as session:
+        got = {c.id: session.run_case(c) for c in cases}
+    verdicts = {cid: r.verdict.value for cid, r in got.items() if r.verdict is not Verdict.PASS}
+    assert verdicts == expected, {cid: got[cid].reason for cid in verdicts}
+
+
+def test_example_is_independent_of_the_harness() -> None:
+    """The example imports nothing but the Python standard library (no harness, no aiocoap)."""
+    tree = ast.parse((EXAMPLES / "example_sut.py").read_text(encoding="utf-8"))
+    imported = {
+        alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names
+    }
+    imported |= {
+        node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module
+    }
+    assert imported - {"__future__"} <= set(sys.stdlib_module_names), imported
+
+
+def test_example_codec_agrees_with_the_harness_codec() -> None:
+    """The example's own CoAP codec and the harness's strict codec produce and read the same bytes."""
+    example = load_example()
+    message = CoapMessage(
+        MessageType.CON,
+        Code.CONTENT,
+        0x1234,
+        b"\x0e\x2e",
+        ((OptionNumber.URI_PATH, b"su-uc"), (OptionNumber.CONTENT_FORMAT, b"\x32"), (65003, b"cue1.msgin5g.example")),
+        b'{"a":1}',
+    )
+    wire = codec.encode(message)
+    mine = example.decode(wire)
+    assert (mine.mtype, mine.code, mine.mid, mine.token, mine.payload) == (0, 0x45, 0x1234, b"\x0e\x2e", b'{"a":1}')
+    assert mine.options == list(message.options)
+    assert example.encode(mine) == wire
+    assert codec.parse(example.encode(example.Message(2, 0, 7))) == CoapMessage(MessageType.ACK, 0, 7, b"")
+    for bad in (b"\x40", b"\x49\x01\x00\x01", b"\x40\x01\x00\x01\xff", b"\x40\x01\x00\x01\xf0"):
+        with pytest.raises(ValueError):
+            example.decode(bad)
