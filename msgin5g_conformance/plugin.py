@@ -61,6 +61,17 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "msgin5g: a MSGin5G conformance test case")
 
 
+def pytest_report_header(config: pytest.Config) -> str:
+    """Which SUT, profile and capture mode this run uses (each result names them too)."""
+    profile = config.stash[_PROFILE]
+    capture = config.getoption("--wire-capture")
+    how = "unprivileged in-process tap" if capture == "tap" else "live capture on lo (libpcap)"
+    return (
+        f"msgin5g: SUT {config.getoption('--sut')}; profile {profile.name} ({profile.source}, "
+        f"sha256 {profile.sha256[:12]}); capture {capture}: {how}"
+    )
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     state = config.stash.get(_STATE, {})
     session = state.pop("session", None)
