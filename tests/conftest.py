@@ -26,5 +26,5 @@ def write_profile(folder: Path, **timers: int) -> Path:
 
 @pytest.fixture(scope="session")
 def fast_profile(tmp_path_factory: pytest.TempPathFactory) -> Profile:
-    """The default profile with a 600 ms response wait: failing cases conclude sooner."""
-    return load_profile(write_profile(tmp_path_factory.mktemp("profile"), response_ms=600))
+    """The profile used by the self-tests (the default timers, written as a file like a lab would)."""
+    return load_profile(write_profile(tmp_path_factory.mktemp("profile"), response_ms=1000))
