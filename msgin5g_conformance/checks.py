@@ -11,11 +11,8 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 from typing import Any
-
-import jsonschema
 
 from .coap.codec import CoapMessage
 from .coap.numbers import (
@@ -32,6 +29,7 @@ from .coap.numbers import (
 )
 from .errors import HarnessError
 from .profile import Profile
+from .schemacheck import file_validator
 from .verdict import Finding
 
 VARIABLE = re.compile(r"\$\{([A-Za-z_](?:[A-Za-z0-9_.-]|\{min_batch\})*)\}")
@@ -39,14 +37,6 @@ VARIABLE = re.compile(r"\$\{([A-Za-z_](?:[A-Za-z0-9_.-]|\{min_batch\})*)\}")
 
 class TemplateError(HarnessError):
     """A template could not be resolved at run time (an error of the test definition)."""
-
-
-@cache
-def _validator(path: str) -> Any:
-    schema = json.loads(Path(path).read_text(encoding="utf-8"))
-    cls = jsonschema.validators.validator_for(schema)
-    cls.check_schema(schema)
-    return cls(schema, format_checker=cls.FORMAT_CHECKER)
 
 
 @dataclass
@@ -320,7 +310,7 @@ def _judge_payload(payload: bytes, spec: dict[str, Any], bindings: Bindings) -> 
             doc = json.loads(payload.decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as exc:
             return Finding("payload", f"JSON valid against {Path(path).name}", f"not JSON ({exc})", False)
-        errors = sorted(_validator(path).iter_errors(doc), key=lambda e: list(map(str, e.absolute_path)))
+        errors = sorted(file_validator(path).iter_errors(doc), key=lambda e: list(map(str, e.absolute_path)))
         if errors:
             e = errors[0]
             where = "/".join(map(str, e.absolute_path)) or "(document)"

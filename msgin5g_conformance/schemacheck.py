@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from functools import cache
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -63,6 +64,16 @@ def validator_for(name: str) -> jsonschema.protocols.Validator:
     cls.check_schema(schema)
     v: jsonschema.protocols.Validator = cls(schema, format_checker=cls.FORMAT_CHECKER)
     return v
+
+
+@cache
+def file_validator(path: str) -> Any:
+    """A validator for a JSON Schema file (configuration documents, bulk answers), built once per
+    file for the whole process."""
+    schema = json.loads(Path(path).read_text(encoding="utf-8"))
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)
+    return cls(schema, format_checker=cls.FORMAT_CHECKER)
 
 
 def _message(err: ValidationError) -> tuple[list[str | int], str]:

@@ -16,11 +16,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from functools import cache
 from pathlib import Path
 from typing import Any
-
-import jsonschema
 
 from .capture.record import Address
 from .coap.codec import CoapMessage
@@ -28,19 +25,13 @@ from .coap.numbers import Code, MessageType, OptionNumber, code_to_str, decode_u
 from .coapnode import CoapNode
 from .errors import HarnessError
 from .profile import Profile
+from .schemacheck import file_validator
 
 ANSWER_CODES = {"document": Code.CONTENT, "forbidden": Code.FORBIDDEN, "unknown": Code.NOT_FOUND}
 
 
-@cache
-def _validator(path: str) -> Any:
-    schema = json.loads(Path(path).read_text(encoding="utf-8"))
-    cls = jsonschema.validators.validator_for(schema)
-    return cls(schema, format_checker=cls.FORMAT_CHECKER)
-
-
 def _check(path: Path, doc: Any, what: str) -> None:
-    errors = list(_validator(str(path)).iter_errors(doc))
+    errors = list(file_validator(str(path)).iter_errors(doc))
     if errors:
         e = errors[0]
         where = "/".join(map(str, e.absolute_path)) or "(document)"

@@ -15,27 +15,23 @@ from __future__ import annotations
 import copy
 import json
 import os
-import time
-from functools import cache
-from pathlib import Path
 from typing import Any
-
-import jsonschema
 
 from msgin5g_conformance.capture.record import Address
 from msgin5g_conformance.coap.codec import CoapMessage
 from msgin5g_conformance.coap.numbers import (
-    OPTION_FORMATS,
     Code,
     MessageType,
     OptionNumber,
     code_name,
     code_to_str,
-    is_critical,
     is_response,
 )
 from msgin5g_conformance.coapnode import CoapNode
+from msgin5g_conformance.schemacheck import file_validator
 from sut_adapters.base import SutEnvironment
+
+from .common import EndpointRules
 
 Option = tuple[int, bytes]
 
@@ -43,28 +39,21 @@ Option = tuple[int, bytes]
 HANDLED_CODES = frozenset({Code.CONTENT, Code.FORBIDDEN, Code.NOT_FOUND})
 
 
-@cache
-def _validator(path: str) -> Any:
-    """One validator per schema file for the whole process."""
-    schema = json.loads(Path(path).read_text(encoding="utf-8"))
-    cls = jsonschema.validators.validator_for(schema)
-    return cls(schema)
-
-
-class ReferenceConstrainedUE:
+class ReferenceConstrainedUE(EndpointRules):
     """A constrained UE (TS 24.538 6.2.2.2) on one endpoint (port 65401) that asks for its configuration."""
 
+    LABEL = "cue"
+
     def __init__(self, env: SutEnvironment, address: Address) -> None:
+        EndpointRules.__init__(self)
         self.env = env
         self.profile = env.profile
         self.address = address
         self.ue_id = self.profile.sut_ue_address
-        self.log: list[str] = []
         self.node: CoapNode | None = None
         self.token: bytes | None = None
         self.state: dict[str, Any] = {"status": "none", "configuration": None}
-        self._config_validator = _validator(str(self.profile.config_schema_path))
-        self._t0 = time.monotonic()
+        self._config_validator = file_validator(str(self.profile.config_schema_path))
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -76,9 +65,6 @@ class ReferenceConstrainedUE:
         if self.node is not None:
             node, self.node = self.node, None
             await node.stop()
-
-    def note(self, text: str) -> None:
-        self.log.append(f"{time.monotonic() - self._t0:9.3f} cue: {text}")
 
     # -- upper tester -----------------------------------------------------------------------
 
@@ -107,24 +93,11 @@ class ReferenceConstrainedUE:
         options.append((OptionNumber.URI_QUERY, f"{p.query_ue_ids}={self.ue_id}".encode()))
         return tuple(sorted(options, key=lambda o: o[0]))
 
-    def recipient(self, msg: CoapMessage) -> str | None:
-        values = msg.option_values(self.profile.recipient_option)
-        if len(values) != 1:
-            return None
-        try:
-            return values[0].decode("utf-8")
-        except UnicodeDecodeError:
-            return None
-
     def addressed_to_me(self, msg: CoapMessage) -> bool:
         return self.recipient(msg) == self.ue_id
 
     def handles_code(self, code: int) -> bool:
         return code in HANDLED_CODES
-
-    def unknown_critical(self, msg: CoapMessage) -> list[int]:
-        known = set(OPTION_FORMATS) | {self.profile.recipient_option}
-        return sorted({n for n, _ in msg.options if is_critical(n) and n not in known})
 
     # -- handling ---------------------------------------------------------------------------
 

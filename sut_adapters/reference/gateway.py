@@ -19,43 +19,31 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import time
 from dataclasses import dataclass, field
-from functools import cache
-from pathlib import Path
 from typing import Any
-
-import jsonschema
 
 from msgin5g_conformance.capture.record import Address
 from msgin5g_conformance.coap.codec import CoapMessage
 from msgin5g_conformance.coap.numbers import (
-    OPTION_FORMATS,
     Code,
     MessageType,
     OptionNumber,
     code_name,
     decode_uint,
     encode_uint,
-    is_critical,
     is_request,
     is_response,
 )
 from msgin5g_conformance.coapnode import CoapNode
-from sut_adapters.base import ClientInfo, SutEnvironment
+from msgin5g_conformance.schemacheck import file_validator
+from sut_adapters.base import SutEnvironment
+
+from .common import EndpointRules, LinkTable
 
 Option = tuple[int, bytes]
 
 # The per-UE result codes the bulk answer may carry (bulk-response.schema.json).
 PER_UE_CODES = {"2.05": Code.CONTENT, "4.03": Code.FORBIDDEN, "4.04": Code.NOT_FOUND}
-
-
-@cache
-def _validator(path: str) -> Any:
-    """One validator per schema file for the whole process: the schema does not change under us."""
-    schema = json.loads(Path(path).read_text(encoding="utf-8"))
-    cls = jsonschema.validators.validator_for(schema)
-    return cls(schema)
 
 
 @dataclass(frozen=True)
@@ -83,8 +71,10 @@ class BulkExchange:
     done: bool = False
 
 
-class ReferenceGateway:
+class ReferenceGateway(EndpointRules, LinkTable):
     """A Gateway UE (TS 24.538 6.2.2.x) with a PC5-side and a network-side endpoint, both on port 65401."""
+
+    LABEL = "gateway"
 
     # Bounds of one block-wise transfer: a server that keeps saying "more" must not hold the
     # waiting UEs forever.
@@ -92,20 +82,19 @@ class ReferenceGateway:
     TRANSFER_TIMEOUT_S = 5.0
 
     def __init__(self, env: SutEnvironment, pc5: Address, uu: Address) -> None:
+        EndpointRules.__init__(self)
+        LinkTable.__init__(self)
         self.env = env
         self.profile = env.profile
         self.pc5_address = pc5
         self.uu_address = uu
-        self.links: dict[str, ClientInfo] = {}
         self.cache: dict[str, CachedRequest] = {}
         self.outstanding: dict[bytes, BulkExchange] = {}
         self.exchanges: list[BulkExchange] = []
-        self.log: list[str] = []
         self.pc5: CoapNode | None = None
         self.uu: CoapNode | None = None
         self._max_wait: asyncio.TimerHandle | None = None
-        self._bulk_validator = _validator(str(self.profile.bulk_response_schema_path))
-        self._t0 = time.monotonic()
+        self._bulk_validator = file_validator(str(self.profile.bulk_response_schema_path))
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -129,40 +118,9 @@ class ReferenceGateway:
                 await node.stop()
         self.pc5 = self.uu = None
 
-    def note(self, text: str) -> None:
-        self.log.append(f"{time.monotonic() - self._t0:9.3f} gateway: {text}")
-
     # -- link table (upper tester) ----------------------------------------------------------
 
-    def establish_link(self, client: ClientInfo) -> None:
-        """Recorded for the log only: the gateway serves any UE that reaches its PC5 side."""
-        self.links[client.address] = client
-        self.note(f"one-to-one link established with {client.address} at {client.endpoint}")
-
-    def release_link(self, client: ClientInfo) -> None:
-        self.links.pop(client.address, None)
-        self.note(f"one-to-one link released with {client.address}")
-
     # -- decisions: requests from constrained UEs --------------------------------------------
-
-    def recipient(self, msg: CoapMessage) -> str | None:
-        values = msg.option_values(self.profile.recipient_option)
-        if len(values) != 1:
-            return None
-        try:
-            return values[0].decode("utf-8")
-        except UnicodeDecodeError:
-            return None
-
-    def port_ok(self, src: Address) -> bool:
-        """'from UDP port 65401': the source port, under the profile's reading."""
-        if self.profile.port_match in ("source", "both"):
-            return src[1] == self.profile.port
-        return True
-
-    def unknown_critical(self, msg: CoapMessage) -> list[int]:
-        known = set(OPTION_FORMATS) | {self.profile.recipient_option}
-        return sorted({n for n, _ in msg.options if is_critical(n) and n not in known})
 
     def query_values(self, msg: CoapMessage, name: str) -> list[str]:
         prefix = name + "="

@@ -17,36 +17,36 @@ Every decision is a method, so that a faulty variant overrides exactly one of th
 from __future__ import annotations
 
 import dataclasses
-import time
 
 from msgin5g_conformance.capture.record import Address
 from msgin5g_conformance.coap.codec import CoapMessage
 from msgin5g_conformance.coap.numbers import (
-    OPTION_FORMATS,
     Code,
     MessageType,
     code_name,
-    is_critical,
     is_request,
     is_response,
 )
 from msgin5g_conformance.coapnode import CoapNode
 from sut_adapters.base import ClientInfo, SutEnvironment
 
+from .common import EndpointRules, LinkTable
 
-class ReferenceRelay:
+
+class ReferenceRelay(EndpointRules, LinkTable):
     """A Relay UE with a PC5-side and a network-side endpoint, both on the profile's port."""
 
+    LABEL = "relay"
+
     def __init__(self, env: SutEnvironment, pc5: Address, uu: Address) -> None:
+        EndpointRules.__init__(self)
+        LinkTable.__init__(self)
         self.env = env
         self.profile = env.profile
         self.pc5_address = pc5
         self.uu_address = uu
-        self.links: dict[str, ClientInfo] = {}
-        self.log: list[str] = []
         self.pc5: CoapNode | None = None
         self.uu: CoapNode | None = None
-        self._t0 = time.monotonic()
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -62,39 +62,9 @@ class ReferenceRelay:
                 await node.stop()
         self.pc5 = self.uu = None
 
-    def note(self, text: str) -> None:
-        self.log.append(f"{time.monotonic() - self._t0:9.3f} relay: {text}")
-
     # -- link table (upper tester) ----------------------------------------------------------
 
-    def establish_link(self, client: ClientInfo) -> None:
-        self.links[client.address] = client
-        self.note(f"one-to-one link established with {client.address} at {client.endpoint}")
-
-    def release_link(self, client: ClientInfo) -> None:
-        self.links.pop(client.address, None)
-        self.note(f"one-to-one link released with {client.address}")
-
     # -- decisions --------------------------------------------------------------------------
-
-    def recipient(self, msg: CoapMessage) -> str | None:
-        values = msg.option_values(self.profile.recipient_option)
-        if len(values) != 1:
-            return None
-        try:
-            return values[0].decode("utf-8")
-        except UnicodeDecodeError:
-            return None
-
-    def port_ok(self, src: Address) -> bool:
-        """'received ... from UDP port 65401': the source port, under the profile's reading."""
-        if self.profile.port_match in ("source", "both"):
-            return src[1] == self.profile.port
-        return True
-
-    def unknown_critical(self, msg: CoapMessage) -> list[int]:
-        known = set(OPTION_FORMATS) | {self.profile.recipient_option}
-        return sorted({n for n, _ in msg.options if is_critical(n) and n not in known})
 
     def relays_code(self, code: int) -> bool:
         return code in self.profile.relayed_codes

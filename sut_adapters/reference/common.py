@@ -1,0 +1,70 @@
+"""What every reference MSGin5G endpoint decides the same way (TS 24.538 6.2.2, RFC 7252 5.4.1).
+
+The Relay UE, the Gateway UE and the Constrained UE each read the recipient address from the
+profile's recipient option, apply the profile's reading of "from UDP port 65401", recognise the
+same critical options and keep a timestamped log. These are methods, so a faulty variant can
+still override exactly one decision of one role.
+"""
+
+from __future__ import annotations
+
+import time
+
+from msgin5g_conformance.capture.record import Address
+from msgin5g_conformance.coap.codec import CoapMessage
+from msgin5g_conformance.coap.numbers import OPTION_FORMATS, is_critical
+from msgin5g_conformance.profile import Profile
+from sut_adapters.base import ClientInfo
+
+
+class EndpointRules:
+    """Shared decisions; subclasses set ``profile`` and call ``__init__`` for the log."""
+
+    LABEL = "sut"
+    profile: Profile
+
+    def __init__(self) -> None:
+        self.log: list[str] = []
+        self._t0 = time.monotonic()
+
+    def note(self, text: str) -> None:
+        self.log.append(f"{time.monotonic() - self._t0:9.3f} {self.LABEL}: {text}")
+
+    def recipient(self, msg: CoapMessage) -> str | None:
+        """The recipient address in the profile's CoAP option: exactly one, UTF-8, else none."""
+        values = msg.option_values(self.profile.recipient_option)
+        if len(values) != 1:
+            return None
+        try:
+            return values[0].decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+
+    def port_ok(self, src: Address) -> bool:
+        """'received ... from UDP port 65401': the source port, under the profile's reading."""
+        if self.profile.port_match in ("source", "both"):
+            return src[1] == self.profile.port
+        return True
+
+    def unknown_critical(self, msg: CoapMessage) -> list[int]:
+        """Critical options this endpoint does not recognise (RFC 7252 5.4.1)."""
+        known = set(OPTION_FORMATS) | {self.profile.recipient_option}
+        return sorted({n for n, _ in msg.options if is_critical(n) and n not in known})
+
+
+class LinkTable:
+    """The one-to-one ProSe links the upper tester establishes and releases."""
+
+    def __init__(self) -> None:
+        self.links: dict[str, ClientInfo] = {}
+
+    def note(self, text: str) -> None:  # provided by EndpointRules
+        raise NotImplementedError
+
+    def establish_link(self, client: ClientInfo) -> None:
+        self.links[client.address] = client
+        self.note(f"one-to-one link established with {client.address} at {client.endpoint}")
+
+    def release_link(self, client: ClientInfo) -> None:
+        self.links.pop(client.address, None)
+        self.note(f"one-to-one link released with {client.address}")
