@@ -467,52 +467,27 @@ class Session:
 
     def _judge(self, st: _CaseState, step: ExpectStep, d: Datagram, expected_from: Address | None) -> StepResult:
         src = self.topology.label(d.src) if self.topology else str(d.src)
+
+        def result(verdict: Verdict, reason: str, findings: list[Finding]) -> StepResult:
+            return StepResult(step.index, "expect", step.line, verdict, reason, datagram=d.seq, node=step.at,
+                              peer=step.sender, findings=findings)  # fmt: skip
+
         try:
             m = codec.parse(d.data)
         except codec.MalformedDatagram as exc:
-            return StepResult(
-                step.index,
-                "expect",
-                step.line,
-                Verdict.FAIL,
-                f"malformed datagram #{d.seq} from {src} at {step.at}: {exc}",
-                datagram=d.seq,
-                node=step.at,
-                peer=step.sender,
-                findings=[Finding("datagram", "a well-formed CoAP message (RFC 7252 3)", f"{exc}", False)],
-            )
+            well_formed = Finding("datagram", "a well-formed CoAP message (RFC 7252 3)", f"{exc}", False)
+            return result(Verdict.FAIL, f"malformed datagram #{d.seq} from {src} at {step.at}: {exc}", [well_formed])
         findings: list[Finding] = []
         if expected_from is not None:
-            findings.append(
-                Finding("from", f"{step.sender} {expected_from[0]}:{expected_from[1]}", src, d.src == expected_from)
-            )
+            where = f"{step.sender} {expected_from[0]}:{expected_from[1]}"
+            findings.append(Finding("from", where, src, d.src == expected_from))
         findings.extend(judge(m, step.message, st.bindings))
         bad = [f for f in findings if not f.ok]
         if bad:
             detail = "; ".join(f"{f.field}: expected {f.expected}, found {f.found}" for f in bad)
-            return StepResult(
-                step.index,
-                "expect",
-                step.line,
-                Verdict.FAIL,
-                f"datagram #{d.seq} at {step.at} ({m.summary()}): {detail}",
-                datagram=d.seq,
-                node=step.at,
-                peer=step.sender,
-                findings=findings,
-            )
+            return result(Verdict.FAIL, f"datagram #{d.seq} at {step.at} ({m.summary()}): {detail}", findings)
         st.bindings.captures.update(capture_fields(m, step.capture, st.bindings))
-        return StepResult(
-            step.index,
-            "expect",
-            step.line,
-            Verdict.PASS,
-            f"datagram #{d.seq} at {step.at} from {src}: {m.summary()}",
-            datagram=d.seq,
-            node=step.at,
-            peer=step.sender,
-            findings=findings,
-        )
+        return result(Verdict.PASS, f"datagram #{d.seq} at {step.at} from {src}: {m.summary()}", findings)
 
     def _unexpected(self, st: _CaseState) -> StepResult:
         """At every node a step looked at, every message from the SUT must be accounted for.
