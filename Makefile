@@ -44,7 +44,7 @@ typecheck: $(STAMP)
 
 # pytest exits 5 when it collected nothing: that is a broken test run, not a green one.
 unit: $(STAMP) $(REPORT_TOOLS)
-	$(BIN)/python -m pytest tests -q -n 2 -p no:cacheprovider; rc=$$?; \
+	$(BIN)/python -m pytest tests -q -n 2 --dist loadgroup -p no:cacheprovider; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 bench: $(STAMP)

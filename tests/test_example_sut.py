@@ -155,3 +155,9 @@ def test_example_codec_agrees_with_the_harness_codec() -> None:
     for bad in (b"\x40", b"\x49\x01\x00\x01", b"\x40\x01\x00\x01\xff", b"\x40\x01\x00\x01\xf0"):
         with pytest.raises(ValueError):
             example.decode(bad)
+
+
+# Heavy subprocess work (a browser, whole-suite runs, Node): one xdist worker runs all of it in
+# turn (make runs pytest with --dist loadgroup), so it never loads both cores at once while the
+# timing-sensitive self-tests run on the other.
+pytestmark = [*globals().get("pytestmark", []), pytest.mark.xdist_group("heavy")]

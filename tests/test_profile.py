@@ -79,7 +79,7 @@ def test_default_addresses_timers_and_provisional_items(default: Profile) -> Non
     query = (default.query_ue_ids, default.query_vendor, default.query_type)
     assert query == ("ue-uri", "ue-vendor", "ue-type")
     assert default.list_encoding == "repeat"
-    assert (default.min_batch, default.max_wait_ms) == (50, 800)
+    assert (default.min_batch, default.max_wait_ms) == (50, 1500)
     assert default.provisional == {
         "recipient_option",
         "addresses",
@@ -100,8 +100,8 @@ def test_default_sut_ue_address(default: Profile) -> None:
 
 
 def test_default_bulk_policy_and_bulk_response_schema(default: Profile) -> None:
-    """bulk_policy is min_batch 50 / max_wait_ms 800; bulk_response_schema is the shipped stand-in schema."""
-    assert default.value("bulk_policy") == {"min_batch": 50, "max_wait_ms": 800}
+    """bulk_policy is min_batch 50 / max_wait_ms 1500; bulk_response_schema is the shipped stand-in schema."""
+    assert default.value("bulk_policy") == {"min_batch": 50, "max_wait_ms": 1500}
     assert default.bulk_response_schema_path.name == "bulk-response.schema.json"
     assert default.bulk_response_schema_path.is_file()
 

@@ -160,3 +160,9 @@ def test_report_renders_counts_and_attachments(pytester: pytest.Pytester, tmp_pa
         assert name in listed, listed
     assert any(k == "test-result-info-title" and "RELAY-DL-001" in t for k, t in page)
     screenshot(case_url, profile, SHOTS / "RELAY-DL-001-attachments.png")
+
+
+# Heavy subprocess work (a browser, whole-suite runs, Node): one xdist worker runs all of it in
+# turn (make runs pytest with --dist loadgroup), so it never loads both cores at once while the
+# timing-sensitive self-tests run on the other.
+pytestmark = [*globals().get("pytestmark", []), pytest.mark.xdist_group("heavy")]

@@ -270,3 +270,9 @@ def test_strip_analytics_removes_only_the_tag() -> None:
     cleaned = html.strip_analytics(page)
     assert "googletagmanager" not in cleaned and "dataLayer" not in cleaned
     assert '<div id="app"></div>' in cleaned and "window.allureReportData = {}" in cleaned
+
+
+# Heavy subprocess work (a browser, whole-suite runs, Node): one xdist worker runs all of it in
+# turn (make runs pytest with --dist loadgroup), so it never loads both cores at once while the
+# timing-sensitive self-tests run on the other.
+pytestmark = [*globals().get("pytestmark", []), pytest.mark.xdist_group("heavy")]

@@ -124,3 +124,9 @@ def test_protocol_doc_examples_are_valid_messages() -> None:
         else:
             seen.add("response-ok" if message["ok"] else "response-error")
     assert seen == {name for group in message_names().values() for name in group}
+
+
+# Heavy subprocess work (a browser, whole-suite runs, Node): one xdist worker runs all of it in
+# turn (make runs pytest with --dist loadgroup), so it never loads both cores at once while the
+# timing-sensitive self-tests run on the other.
+pytestmark = [*globals().get("pytestmark", []), pytest.mark.xdist_group("heavy")]
