@@ -184,7 +184,17 @@ class _Checker:
             self.node(body["at"], (*bpath, "at"), "tester")
             if "from" in body:
                 self.node(body["from"], (*bpath, "from"), "sut")
-            msg = {k: v for k, v in body.items() if k not in ("at", "from", "timeout_ms", "grace_ms", "capture")}
+            msg = {
+                k: v
+                for k, v in body.items()
+                if k not in ("at", "from", "timeout_ms", "grace_ms", "since_step", "capture")
+            }
+            since = body.get("since_step")
+            top = int(index.split("[")[0].split(".")[0])
+            if since is not None and (in_control or since >= top):
+                self.add(
+                    (*bpath, "since_step"), f"expected the index of an earlier top-level step (< {top}), found {since}"
+                )
             if isinstance(body.get("timeout_ms"), str):
                 self.variables(body["timeout_ms"], (*bpath, "timeout_ms"))
             self.message(msg, bpath, sending=False)
@@ -195,9 +205,9 @@ class _Checker:
                     if opt != "recipient" and not opt.isdigit() and opt not in OPTION_NAMES:
                         self.add((*bpath, "capture", name), f"expected option.NAME with a known option, found {what!r}")
             self.captured.update(capture)
-            return ExpectStep(
-                index, line, body["at"], body.get("from"), body.get("timeout_ms"), msg, capture, body.get("grace_ms", 0)
-            )
+            timeout = body.get("timeout_ms")
+            grace = body.get("grace_ms", 0)
+            return ExpectStep(index, line, body["at"], body.get("from"), timeout, msg, capture, grace, since)
         if kind == "upper":
             if body["op"] in UPPER_OPS_NEEDING_CLIENT and "client" not in body:
                 self.add(bpath, f"missing required key 'client' for op {body['op']}")

@@ -34,6 +34,7 @@ class ExpectStep(StepBase):
     message: Template  # type, code, token, options, payload
     capture: dict[str, str] = field(default_factory=dict)
     grace_ms: int = 0
+    since_step: int | None = None  # timeout counted from the start of this top-level step
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,7 @@ class _CaseState:
     cursor: dict[Address, int] = field(default_factory=dict)
     duplicates: set[int] = field(default_factory=set)
     observed: set[Address] = field(default_factory=set)  # nodes some step looked at
+    started: dict[int, float] = field(default_factory=dict)  # top-level step -> loop time it began
 
 
 class Session:
@@ -216,6 +217,7 @@ class Session:
             for step in case.steps:
                 if any(s.verdict.rank >= Verdict.INCONCLUSIVE.rank for s in steps):
                     break
+                state.started.setdefault(int(step.index.split("[")[0]), loop.time())
                 steps.append(await self._step(state, step))
             if not any(s.verdict.rank >= Verdict.FAIL.rank for s in steps):
                 # Evidence of a violation outweighs an inconclusive step. Let datagrams already
@@ -429,7 +431,8 @@ class Session:
         st.observed.add(at)
         timeout_ms = self._timeout(st, step)
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_ms / 1000
+        begin = st.started.get(step.since_step, loop.time()) if step.since_step is not None else loop.time()
+        deadline = begin + timeout_ms / 1000
         want_empty = str(step.message.get("code", "")) in ("0.00", "0", "EMPTY")
         expected_from = self._endpoint(st, step.sender) if step.sender else None
         checked = st.cursor.get(at, 0)
@@ -451,7 +454,8 @@ class Session:
             "expect",
             step.line,
             Verdict.FAIL,
-            f"no matching message arrived at {step.at} within {timeout_ms} ms",
+            f"no matching message arrived at {step.at} within {timeout_ms} ms"
+            + (f" of step {step.since_step}" if step.since_step is not None else ""),
             node=step.at,
             peer=step.sender,
             findings=[Finding("message", describe_template(step.message, st.bindings), "nothing", False)],
