@@ -12,7 +12,7 @@ import time
 
 from msgin5g_conformance.capture.record import Address
 from msgin5g_conformance.coap.codec import CoapMessage
-from msgin5g_conformance.coap.numbers import OPTION_FORMATS, is_critical
+from msgin5g_conformance.coap.numbers import OPTION_FORMATS, Code, code_name, is_critical
 from msgin5g_conformance.profile import Profile
 from sut_adapters.base import ClientInfo
 
@@ -45,6 +45,18 @@ class EndpointRules:
         if self.profile.port_match in ("source", "both"):
             return src[1] == self.profile.port
         return True
+
+    def configuration_get_refusal(self, msg: CoapMessage, src: Address) -> str | None:
+        """Why a request is not the configuration GET of 6.2.2 (a GET from port 65401 whose
+        recipient is the SCM-S), or None when it is."""
+        if msg.code != Code.GET:
+            return f"{code_name(msg.code)} is not a GET"
+        if not self.port_ok(src):
+            return f"GET from port {src[1]}, not {self.profile.port}"
+        recipient = self.recipient(msg)
+        if recipient != self.profile.scm_s_address:
+            return f"GET recipient {recipient!r} is not the SCM-S"
+        return None
 
     def unknown_critical(self, msg: CoapMessage) -> list[int]:
         """Critical options this endpoint does not recognise (RFC 7252 5.4.1)."""

@@ -235,15 +235,9 @@ class ReferenceGateway(EndpointRules, LinkTable):
         self.handle_request(node, msg, src)
 
     def handle_request(self, node: CoapNode, msg: CoapMessage, src: Address) -> None:
-        if msg.code != Code.GET:
-            self.note(f"not cached: {code_name(msg.code)} is not a GET")
-            return
-        if not self.port_ok(src):
-            self.note(f"not cached: GET from port {src[1]}, not {self.profile.port}")
-            return
-        recipient = self.recipient(msg)
-        if recipient != self.profile.scm_s_address:
-            self.note(f"not cached: GET recipient {recipient!r} is not the SCM-S")
+        refusal = self.configuration_get_refusal(msg, src)
+        if refusal is not None:
+            self.note(f"not cached: {refusal}")
             return
         ids = self.query_values(msg, self.profile.query_ue_ids)
         if len(ids) != 1 or not ids[0]:

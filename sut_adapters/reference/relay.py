@@ -103,15 +103,9 @@ class ReferenceRelay(EndpointRules, LinkTable):
         self.handle_uplink(msg, src)
 
     def handle_uplink(self, msg: CoapMessage, src: Address) -> None:
-        if msg.code != Code.GET:
-            self.note(f"not relayed: {code_name(msg.code)} is not a GET")
-            return
-        if not self.port_ok(src):
-            self.note(f"not relayed: GET from port {src[1]}, not {self.profile.port}")
-            return
-        recipient = self.recipient(msg)
-        if recipient != self.profile.scm_s_address:
-            self.note(f"not relayed: GET recipient {recipient!r} is not the SCM-S")
+        refusal = self.configuration_get_refusal(msg, src)
+        if refusal is not None:
+            self.note(f"not relayed: {refusal}")
             return
         self.forward_uplink(msg)
 
