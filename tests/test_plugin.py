@@ -7,6 +7,7 @@ subprocess (the plugin opens sockets and an event loop), bounded by a timeout.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from importlib import resources
 from pathlib import Path
@@ -50,6 +51,18 @@ def write_profile(pytester: pytest.Pytester, name: str, *edits: tuple[str, str])
     path = pytester.path / f"{name}.yaml"
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def failures_section(result: pytest.RunResult) -> list[str]:
+    """The lines of the FAILURES section only.
+
+    On CI (``CI`` or ``BUILD_NUMBER`` set) pytest repeats the whole failure message in its short summary,
+    so a line that is unique in the failure report can appear twice in the full output.
+    """
+    lines = result.stdout.lines
+    start = next(i for i, s in enumerate(lines) if re.fullmatch(r"=+ FAILURES =+", s))
+    end = next((i for i, s in enumerate(lines) if "short test summary info" in s), len(lines))
+    return lines[start:end]
 
 
 def line_of(path: Path, needle: str) -> int:
@@ -221,7 +234,7 @@ def test_set_mismatch_fails_with_an_any_order_finding(pytester: pytest.Pytester)
     case = guide_gateway_example(pytester)
     result = run(pytester, "--sut", "faulty:gw-omits-one-ue")
     result.assert_outcomes(failed=1)
-    out = result.stdout.lines
+    out = failures_section(result)
     where = f"at {case}:{line_of(case, '  - expect:')} (step 1): "
     assert any(s.startswith(f"  {where}") for s in out), result.stdout.str()
     prefix = (
