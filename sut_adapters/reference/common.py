@@ -12,7 +12,8 @@ import time
 
 from msgin5g_conformance.capture.record import Address
 from msgin5g_conformance.coap.codec import CoapMessage
-from msgin5g_conformance.coap.numbers import OPTION_FORMATS, Code, code_name, is_critical
+from msgin5g_conformance.coap.numbers import OPTION_FORMATS, Code, MessageType, code_name, is_critical
+from msgin5g_conformance.coapnode import CoapNode
 from msgin5g_conformance.profile import Profile
 from sut_adapters.base import ClientInfo
 
@@ -29,6 +30,22 @@ class EndpointRules:
 
     def note(self, text: str) -> None:
         self.log.append(f"{time.monotonic() - self._t0:9.3f} {self.LABEL}: {text}")
+
+    def reject(self, node: CoapNode, msg: CoapMessage, src: Address, code: int, why: str) -> None:
+        """Answer a request with an error ``code`` and ``why`` as its diagnostic payload."""
+        self.note(f"{code_name(code)} to {src}: {why}")
+        answer = CoapMessage(
+            mtype=MessageType.NON if msg.mtype == MessageType.NON else MessageType.CON,
+            code=code,
+            mid=0,
+            token=msg.token,
+            payload=why.encode("utf-8"),
+        )
+        node.reply(msg, answer, src)
+
+    def reject_bad_option(self, node: CoapNode, msg: CoapMessage, src: Address, numbers: list[int]) -> None:
+        """RFC 7252 5.4.1: 4.02 for an unrecognised critical option (aiocoap 0.4.17 does not answer it by itself)."""
+        self.reject(node, msg, src, Code.BAD_OPTION, f"unrecognised critical option {numbers[0]}")
 
     def recipient(self, msg: CoapMessage) -> str | None:
         """The recipient address in the profile's CoAP option: exactly one, UTF-8, else none."""

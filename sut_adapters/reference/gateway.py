@@ -212,25 +212,13 @@ class ReferenceGateway(EndpointRules, LinkTable):
 
     # -- PC5 side -----------------------------------------------------------------------------
 
-    def reject(self, node: CoapNode, msg: CoapMessage, src: Address, code: int, why: str) -> None:
-        self.note(f"{code_name(code)} to {src}: {why}")
-        answer = CoapMessage(
-            mtype=MessageType.NON if msg.mtype == MessageType.NON else MessageType.CON,
-            code=code,
-            mid=0,
-            token=msg.token,
-            payload=why.encode("utf-8"),
-        )
-        node.reply(msg, answer, src)
-
     def on_pc5(self, node: CoapNode, msg: CoapMessage, src: Address) -> None:
         if not is_request(msg.code):
             self.note(f"ignored {code_name(msg.code)} from {src} on the PC5 side")
             return
         bad = self.unknown_critical(msg)
         if bad:
-            # RFC 7252 5.4.1: aiocoap 0.4.17 does not answer 4.02 by itself.
-            self.reject(node, msg, src, Code.BAD_OPTION, f"unrecognised critical option {bad[0]}")
+            self.reject_bad_option(node, msg, src, bad)
             return
         self.handle_request(node, msg, src)
 
@@ -305,7 +293,7 @@ class ReferenceGateway(EndpointRules, LinkTable):
         if is_request(msg.code):
             bad = self.unknown_critical(msg)
             if bad:
-                self.reject(node, msg, src, Code.BAD_OPTION, f"unrecognised critical option {bad[0]}")
+                self.reject_bad_option(node, msg, src, bad)
             else:
                 self.note(f"ignored request {code_name(msg.code)} from {src} on the network side")
             return

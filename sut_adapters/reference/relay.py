@@ -21,7 +21,6 @@ import dataclasses
 from msgin5g_conformance.capture.record import Address
 from msgin5g_conformance.coap.codec import CoapMessage
 from msgin5g_conformance.coap.numbers import (
-    Code,
     MessageType,
     code_name,
     is_request,
@@ -80,17 +79,6 @@ class ReferenceRelay(EndpointRules, LinkTable):
         return msg
 
     # -- handlers ---------------------------------------------------------------------------
-
-    def reject_bad_option(self, node: CoapNode, msg: CoapMessage, src: Address, numbers: list[int]) -> None:
-        self.note(f"4.02 Bad Option for unrecognised critical option(s) {numbers} from {src}")
-        answer = CoapMessage(
-            mtype=MessageType.NON if msg.mtype == MessageType.NON else MessageType.CON,
-            code=Code.BAD_OPTION,
-            mid=0,
-            token=msg.token,
-            payload=f"unrecognised critical option {numbers[0]}".encode(),
-        )
-        node.reply(msg, answer, src)
 
     def on_pc5(self, node: CoapNode, msg: CoapMessage, src: Address) -> None:
         if not is_request(msg.code):
