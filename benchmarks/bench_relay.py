@@ -17,10 +17,10 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from msgin5g_conformance.loader import load_testcase
-from msgin5g_conformance.profile import load_profile
-from msgin5g_conformance.runner import Session
-from msgin5g_conformance.verdict import Verdict
+from msgin5g_conformance.engine.session import Session
+from msgin5g_conformance.engine.verdict import Verdict
+from msgin5g_conformance.spec.loader import load_testcase
+from msgin5g_conformance.world.profile import load_profile
 from sut_adapters.registry import make_adapter
 
 ROOT = Path(__file__).resolve().parent.parent

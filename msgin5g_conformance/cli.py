@@ -13,10 +13,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__
-from .errors import DefinitionError, UsageError
-from .loader import discover, lint, load_testcase
-from .profile import load_profile
+from msgin5g_conformance import __version__
+from msgin5g_conformance.errors import DefinitionError, UsageError
+from msgin5g_conformance.spec.loader import discover, lint, load_testcase
+from msgin5g_conformance.world.profile import load_profile
 
 EXIT_USAGE = 2
 
@@ -140,7 +140,7 @@ def cmd_run(a: argparse.Namespace) -> int:
 def cmd_report(a: argparse.Namespace) -> int:
     """Matrix, HTML and gate; the exit status is the gate's: 0 only when every applicable case
     passed or is covered by an unexpired waiver."""
-    from .report import gate, html, matrix
+    from msgin5g_conformance.report import gate, html, matrix
 
     reports = Path(a.reports_dir)
     try:

@@ -6,7 +6,7 @@ module works below its request/response matching, because a relay routes respons
 recipient option, not by a token it issued:
 
 * every incoming request and response (after aiocoap's message layer) goes to ``on_message``,
-  as the strict :class:`~msgin5g_conformance.coap.codec.CoapMessage`;
+  as the strict :class:`~msgin5g_conformance.wire.codec.CoapMessage`;
 * ``send`` puts any message on the wire from this node's own address and port;
 * an optional tap records every datagram sent and received, byte for byte (the unprivileged
   capture mode).
@@ -30,9 +30,9 @@ from aiocoap.message import Direction
 from aiocoap.numbers.constants import TransportTuning
 from aiocoap.transports.udp6 import UDP6EndpointAddress
 
-from .capture.record import Address, Recorder
-from .coap import codec
-from .coap.numbers import MessageType
+from msgin5g_conformance.wire import codec
+from msgin5g_conformance.wire.capture.record import Address, Recorder
+from msgin5g_conformance.wire.numbers import MessageType
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@
      +-- NotApplicable             the SUT does not offer what a test case needs -> "not-applicable"
 
 A SUT that breaks a requirement is not an exception: it is a ``fail`` verdict with evidence
-(see :mod:`msgin5g_conformance.verdict`).
+(see :mod:`msgin5g_conformance.engine.verdict`).
 """
 
 from __future__ import annotations

@@ -14,13 +14,13 @@ from typing import Any
 
 import pytest
 
-from .errors import DefinitionError, HarnessError, UsageError
-from .loader import load_testcase
-from .model import TestCase
-from .profile import Profile, load_profile
-from .report.allure import annotate
-from .runner import Session
-from .verdict import CaseResult, Verdict
+from msgin5g_conformance.engine.session import Session
+from msgin5g_conformance.engine.verdict import CaseResult, Verdict
+from msgin5g_conformance.errors import DefinitionError, HarnessError, UsageError
+from msgin5g_conformance.report.allure import annotate
+from msgin5g_conformance.spec.loader import load_testcase
+from msgin5g_conformance.spec.model import TestCase
+from msgin5g_conformance.world.profile import Profile, load_profile
 
 _PROFILE = pytest.StashKey[Profile]()
 _STATE = pytest.StashKey[dict[str, Any]]()

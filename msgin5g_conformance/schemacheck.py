@@ -16,8 +16,8 @@ from typing import Any
 import jsonschema
 from jsonschema.exceptions import ValidationError, best_match
 
-from .errors import DefinitionError, Problem
-from .yamlsource import Located
+from msgin5g_conformance.errors import DefinitionError, Problem
+from msgin5g_conformance.yamlsource import Located
 
 _TYPE_WORDS = {
     "object": "a mapping",

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from .errors import DefinitionError, Problem
+from msgin5g_conformance.errors import DefinitionError, Problem
 
 PathKey = tuple[str | int, ...]
 

@@ -12,11 +12,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from msgin5g_conformance.capture.record import Address
 from msgin5g_conformance.coapnode import FastTuning
 from msgin5g_conformance.errors import NotApplicable
-from msgin5g_conformance.profile import Profile
-from msgin5g_conformance.topology import Topology
+from msgin5g_conformance.wire.capture.record import Address
+from msgin5g_conformance.world.profile import Profile
+from msgin5g_conformance.world.topology import Topology
 
 # Upper-tester capabilities a test case may require (schema: $defs/capability).
 LINK_CONTROL = "link-control"

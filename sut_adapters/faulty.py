@@ -10,10 +10,10 @@ from __future__ import annotations
 import dataclasses
 import json
 
-from msgin5g_conformance.capture.record import Address
-from msgin5g_conformance.coap.codec import CoapMessage
-from msgin5g_conformance.coap.numbers import Code, MessageType
 from msgin5g_conformance.coapnode import CoapNode
+from msgin5g_conformance.wire.capture.record import Address
+from msgin5g_conformance.wire.codec import CoapMessage
+from msgin5g_conformance.wire.numbers import Code, MessageType
 
 from .base import ClientInfo
 from .reference.relay import ReferenceRelay

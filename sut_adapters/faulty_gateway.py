@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from msgin5g_conformance.coap.numbers import Code
+from msgin5g_conformance.wire.numbers import Code
 
 from .reference.gateway import PER_UE_CODES, BulkExchange, CachedRequest, ReferenceGateway
 

@@ -51,10 +51,10 @@ import jsonschema
 from referencing import Registry, Resource
 
 from msgin5g_conformance import schemacheck, yamlsource
-from msgin5g_conformance.capture.record import Address
-from msgin5g_conformance.coap.numbers import code_to_str
 from msgin5g_conformance.errors import DefinitionError, HarnessError, Problem
-from msgin5g_conformance.profile import Profile
+from msgin5g_conformance.wire.capture.record import Address
+from msgin5g_conformance.wire.numbers import code_to_str
+from msgin5g_conformance.world.profile import Profile
 
 from .base import ClientInfo, NotSupported, SutEnvironment
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from msgin5g_conformance.profile import Profile, load_profile
+from msgin5g_conformance.world.profile import Profile, load_profile
 
 ROOT = Path(__file__).resolve().parent.parent
 TESTCASES = ROOT / "testcases"

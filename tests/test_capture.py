@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from scapy.packet import Packet, Raw
 
-from msgin5g_conformance.capture.pcap import PcapError, read_pcap, write_pcap
-from msgin5g_conformance.capture.record import Datagram, Recorder
-from msgin5g_conformance.capture.sniff import CaptureError, LoopbackSniffer, sniff_available
+from msgin5g_conformance.wire.capture.pcap import PcapError, read_pcap, write_pcap
+from msgin5g_conformance.wire.capture.record import Datagram, Recorder
+from msgin5g_conformance.wire.capture.sniff import CaptureError, LoopbackSniffer, sniff_available
 
 COAP_PORT = 65401
 # A confirmable CoAP GET, message ID 0x1234, no token, Uri-Path "a" (RFC 7252).

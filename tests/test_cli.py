@@ -23,7 +23,7 @@ from typing import NamedTuple
 import pytest
 
 from msgin5g_conformance import cli
-from msgin5g_conformance.profile import load_profile
+from msgin5g_conformance.world.profile import load_profile
 
 REPO = Path(__file__).resolve().parents[1]
 TESTCASES = REPO / "testcases"

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from msgin5g_conformance.coap.codec import CoapMessage, MalformedDatagram, encode, parse
-from msgin5g_conformance.coap.numbers import (
+from msgin5g_conformance.wire.codec import CoapMessage, MalformedDatagram, encode, parse
+from msgin5g_conformance.wire.numbers import (
     OPTION_FORMATS,
     OPTION_NAMES,
     Code,

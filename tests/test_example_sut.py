@@ -19,13 +19,13 @@ from typing import Any
 import pytest
 import yaml
 
-from msgin5g_conformance.coap import codec
-from msgin5g_conformance.coap.codec import CoapMessage
-from msgin5g_conformance.coap.numbers import Code, MessageType, OptionNumber
-from msgin5g_conformance.loader import load_testcase
-from msgin5g_conformance.profile import Profile
-from msgin5g_conformance.runner import Session
-from msgin5g_conformance.verdict import Verdict
+from msgin5g_conformance.engine.session import Session
+from msgin5g_conformance.engine.verdict import Verdict
+from msgin5g_conformance.spec.loader import load_testcase
+from msgin5g_conformance.wire import codec
+from msgin5g_conformance.wire.codec import CoapMessage
+from msgin5g_conformance.wire.numbers import Code, MessageType, OptionNumber
+from msgin5g_conformance.world.profile import Profile
 from sut_adapters.process import ProcessAdapter
 
 from .conftest import ROOT, TESTCASES

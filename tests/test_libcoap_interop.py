@@ -22,15 +22,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from msgin5g_conformance.capture.pcap import write_pcap
-from msgin5g_conformance.capture.record import Address, Datagram, Recorder
-from msgin5g_conformance.capture.sniff import LoopbackSniffer, sniff_available
-from msgin5g_conformance.coap import codec
-from msgin5g_conformance.coap.codec import CoapMessage
-from msgin5g_conformance.coap.numbers import Code, MessageType, OptionNumber, encode_uint
 from msgin5g_conformance.coapnode import CoapNode, FastTuning
-from msgin5g_conformance.profile import Profile, load_profile
-from msgin5g_conformance.topology import Topology, claim_block
+from msgin5g_conformance.wire import codec
+from msgin5g_conformance.wire.capture.pcap import write_pcap
+from msgin5g_conformance.wire.capture.record import Address, Datagram, Recorder
+from msgin5g_conformance.wire.capture.sniff import LoopbackSniffer, sniff_available
+from msgin5g_conformance.wire.codec import CoapMessage
+from msgin5g_conformance.wire.numbers import Code, MessageType, OptionNumber, encode_uint
+from msgin5g_conformance.world.profile import Profile, load_profile
+from msgin5g_conformance.world.topology import Topology, claim_block
 from sut_adapters.base import ClientInfo, SutEnvironment
 from sut_adapters.reference import ReferenceAdapter
 

@@ -20,13 +20,14 @@ import jsonschema
 import pytest
 import yaml
 
-from msgin5g_conformance import loader, model, schemacheck
-from msgin5g_conformance.checks import Bindings, judge
-from msgin5g_conformance.coap.codec import CoapMessage
-from msgin5g_conformance.coap.numbers import OPTION_NAMES, Code, MessageType, OptionNumber
+from msgin5g_conformance import schemacheck
 from msgin5g_conformance.errors import DefinitionError
-from msgin5g_conformance.model import ExpectNothingStep, ExpectStep, SendStep, UpperStep, WaitStep
-from msgin5g_conformance.profile import Profile, load_profile
+from msgin5g_conformance.spec import loader, model
+from msgin5g_conformance.spec.model import ExpectNothingStep, ExpectStep, SendStep, UpperStep, WaitStep
+from msgin5g_conformance.spec.templates import Bindings, judge
+from msgin5g_conformance.wire.codec import CoapMessage
+from msgin5g_conformance.wire.numbers import OPTION_NAMES, Code, MessageType, OptionNumber
+from msgin5g_conformance.world.profile import Profile, load_profile
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = sorted((REPO / "testcases").rglob("*.yaml"))

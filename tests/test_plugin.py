@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from msgin5g_conformance.profile import load_profile
+from msgin5g_conformance.world.profile import load_profile
 
 pytest_plugins = ["pytester"]
 

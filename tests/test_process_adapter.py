@@ -24,12 +24,12 @@ import pytest
 
 from msgin5g_conformance import cli
 from msgin5g_conformance.coapnode import FastTuning
+from msgin5g_conformance.engine.session import Session
+from msgin5g_conformance.engine.verdict import Verdict
 from msgin5g_conformance.errors import HarnessError, UsageError
-from msgin5g_conformance.loader import load_testcase
-from msgin5g_conformance.profile import Profile
-from msgin5g_conformance.runner import Session
-from msgin5g_conformance.topology import Topology, claim_block
-from msgin5g_conformance.verdict import Verdict
+from msgin5g_conformance.spec.loader import load_testcase
+from msgin5g_conformance.world.profile import Profile
+from msgin5g_conformance.world.topology import Topology, claim_block
 from sut_adapters import process
 from sut_adapters.base import ClientInfo, NotSupported, SutEnvironment
 from sut_adapters.process import ProcessAdapter, load_sut_profile, message_names, message_problem

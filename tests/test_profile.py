@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from msgin5g_conformance.checks import Bindings, TemplateError
 from msgin5g_conformance.errors import DefinitionError
-from msgin5g_conformance.profile import Profile, load_profile
+from msgin5g_conformance.spec.templates import Bindings, TemplateError
+from msgin5g_conformance.world.profile import Profile, load_profile
 
 DEFAULT_TEXT = resources.files("msgin5g_conformance.data").joinpath("default-profile.yaml").read_text("utf-8")
 MAX_WAIT = f"max_wait_ms: {load_profile().max_wait_ms}"  # as written in the default file

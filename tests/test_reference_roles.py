@@ -16,9 +16,10 @@ from typing import Any, Protocol
 
 import pytest
 
-from msgin5g_conformance.capture.record import Address
-from msgin5g_conformance.coap.codec import CoapMessage
-from msgin5g_conformance.coap.numbers import (
+from msgin5g_conformance.coapnode import CoapNode, FastTuning
+from msgin5g_conformance.wire.capture.record import Address
+from msgin5g_conformance.wire.codec import CoapMessage
+from msgin5g_conformance.wire.numbers import (
     Code,
     MessageType,
     OptionNumber,
@@ -28,9 +29,8 @@ from msgin5g_conformance.coap.numbers import (
     is_request,
     is_response,
 )
-from msgin5g_conformance.coapnode import CoapNode, FastTuning
-from msgin5g_conformance.profile import Profile, load_profile
-from msgin5g_conformance.topology import Topology, claim_block
+from msgin5g_conformance.world.profile import Profile, load_profile
+from msgin5g_conformance.world.topology import Topology, claim_block
 from sut_adapters import faulty_cue, faulty_gateway
 from sut_adapters.base import SutEnvironment
 from sut_adapters.reference import ReferenceAdapter

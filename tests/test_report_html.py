@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 from allure_pytest.utils import get_status
 
+from msgin5g_conformance.engine.verdict import StepResult, Verdict
 from msgin5g_conformance.report import html
 from msgin5g_conformance.report.allure import StepBroken, StepFailed, spec_links, spec_of, step_outcome, step_title
-from msgin5g_conformance.verdict import StepResult, Verdict
 
 pytest_plugins = ["pytester"]
 

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from msgin5g_conformance.loader import load_testcase
-from msgin5g_conformance.profile import Profile, load_profile
 from msgin5g_conformance.report import matrix
-from msgin5g_conformance.requirements import catalogue
+from msgin5g_conformance.spec.loader import load_testcase
+from msgin5g_conformance.spec.requirements import catalogue
+from msgin5g_conformance.world.profile import Profile, load_profile
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES = ROOT / "testcases" / "relay"

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import yaml
 
-from msgin5g_conformance.coap.codec import CoapMessage
-from msgin5g_conformance.coap.numbers import Code, MessageType, OptionNumber, decode_uint, encode_uint
-from msgin5g_conformance.loader import load_testcase
-from msgin5g_conformance.profile import load_profile
-from msgin5g_conformance.runner import Session
-from msgin5g_conformance.scms import ScmServer
-from msgin5g_conformance.verdict import Verdict
+from msgin5g_conformance.engine.session import Session
+from msgin5g_conformance.engine.verdict import Verdict
+from msgin5g_conformance.roles.scms import ScmServer
+from msgin5g_conformance.spec.loader import load_testcase
+from msgin5g_conformance.wire.codec import CoapMessage
+from msgin5g_conformance.wire.numbers import Code, MessageType, OptionNumber, decode_uint, encode_uint
+from msgin5g_conformance.world.profile import load_profile
 from sut_adapters.registry import make_adapter
 
 from .conftest import DEFAULT_PROFILE, ROOT, TESTCASES

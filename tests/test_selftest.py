@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from msgin5g_conformance.loader import load_testcase
-from msgin5g_conformance.profile import Profile
-from msgin5g_conformance.runner import Session
-from msgin5g_conformance.verdict import Verdict
+from msgin5g_conformance.engine.session import Session
+from msgin5g_conformance.engine.verdict import Verdict
+from msgin5g_conformance.spec.loader import load_testcase
+from msgin5g_conformance.world.profile import Profile
 from sut_adapters import faulty, faulty_cue, faulty_gateway
 from sut_adapters.registry import FAULTY, make_adapter
 

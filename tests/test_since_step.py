@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from msgin5g_conformance import loader
-from msgin5g_conformance.profile import load_profile
+from msgin5g_conformance.spec import loader
+from msgin5g_conformance.world.profile import load_profile
 
 from .conftest import TESTCASES
 

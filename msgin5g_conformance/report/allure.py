@@ -1,7 +1,7 @@
 """Allure annotations for one test case run: labels, spec links, steps and evidence.
 
 :func:`annotate` is called by the pytest plugin while the test item runs, after the runner has
-produced the :class:`~msgin5g_conformance.verdict.CaseResult`. It does nothing unless
+produced the :class:`~msgin5g_conformance.engine.verdict.CaseResult`. It does nothing unless
 allure-pytest is recording (``--alluredir``).
 
 What it adds:
@@ -12,7 +12,7 @@ What it adds:
   should -> normal, may -> minor), tags for the role, the verdict, the SUT, the profile and
   ``provisional:<item>`` for each provisional profile item the case relied on;
 * a link per specification named in the clause (3GPP DynaReport page, RFC editor page);
-* one Allure step per :class:`~msgin5g_conformance.verdict.StepResult`, named
+* one Allure step per :class:`~msgin5g_conformance.engine.verdict.StepResult`, named
   ``step <index> <kind> ...: <reason>``; a step's Allure status follows its verdict
   (fail -> failed; error and inconclusive -> broken; not-applicable -> skipped) without the
   test raising anything: the step context is closed with an exception *instance* passed to its
@@ -31,8 +31,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from ..model import TestCase
-    from ..verdict import CaseResult, StepResult
+    from msgin5g_conformance.engine.verdict import CaseResult, StepResult
+    from msgin5g_conformance.spec.model import TestCase
 
 SEVERITY = {"shall": "critical", "should": "normal", "may": "minor"}
 STEP_NAME_MAX = 400
@@ -196,8 +196,8 @@ def annotate(case: TestCase, result: CaseResult) -> None:
     if not _active():
         return
     allure = _api()
-    from ..plugin import result_json
-    from .msc import render_svg
+    from msgin5g_conformance.plugin import result_json
+    from msgin5g_conformance.report.msc import render_svg
 
     allure.dynamic.title(f"{case.id}: {case.title}")
     allure.dynamic.description(case.purpose)

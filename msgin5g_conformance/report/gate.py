@@ -30,10 +30,10 @@ from typing import Any
 
 import yaml
 
-from .. import schemacheck, yamlsource
-from ..errors import DefinitionError, Problem
-from ..requirements import catalogue
-from .matrix import read_results
+from msgin5g_conformance import schemacheck, yamlsource
+from msgin5g_conformance.errors import DefinitionError, Problem
+from msgin5g_conformance.report.matrix import read_results
+from msgin5g_conformance.spec.requirements import catalogue
 
 SCHEMA = "waivers.schema.json"
 WAIVABLE = ("fail", "inconclusive")

@@ -28,10 +28,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..errors import DefinitionError
-from ..loader import discover, load_testcase
-from ..profile import Profile
-from ..requirements import catalogue
+from msgin5g_conformance.errors import DefinitionError
+from msgin5g_conformance.spec.loader import discover, load_testcase
+from msgin5g_conformance.spec.requirements import catalogue
+from msgin5g_conformance.world.profile import Profile
 
 FORMAT = "msgin5g-compliance/1"
 NONE = "\u2014"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from msgin5g_conformance.capture.record import Address
+from msgin5g_conformance.wire.capture.record import Address
 from sut_adapters.base import (
     LINK_CONTROL,
     READ_CONFIG,

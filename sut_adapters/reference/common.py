@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import time
 
-from msgin5g_conformance.capture.record import Address
-from msgin5g_conformance.coap.codec import CoapMessage
-from msgin5g_conformance.coap.numbers import OPTION_FORMATS, Code, MessageType, code_name, is_critical
 from msgin5g_conformance.coapnode import CoapNode
-from msgin5g_conformance.profile import Profile
+from msgin5g_conformance.wire.capture.record import Address
+from msgin5g_conformance.wire.codec import CoapMessage
+from msgin5g_conformance.wire.numbers import OPTION_FORMATS, Code, MessageType, code_name, is_critical
+from msgin5g_conformance.world.profile import Profile
 from sut_adapters.base import ClientInfo
 
 

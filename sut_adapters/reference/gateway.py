@@ -22,9 +22,11 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from msgin5g_conformance.capture.record import Address
-from msgin5g_conformance.coap.codec import CoapMessage
-from msgin5g_conformance.coap.numbers import (
+from msgin5g_conformance.coapnode import CoapNode
+from msgin5g_conformance.schemacheck import file_validator
+from msgin5g_conformance.wire.capture.record import Address
+from msgin5g_conformance.wire.codec import CoapMessage
+from msgin5g_conformance.wire.numbers import (
     Code,
     MessageType,
     OptionNumber,
@@ -34,8 +36,6 @@ from msgin5g_conformance.coap.numbers import (
     is_request,
     is_response,
 )
-from msgin5g_conformance.coapnode import CoapNode
-from msgin5g_conformance.schemacheck import file_validator
 from sut_adapters.base import SutEnvironment
 
 from .common import EndpointRules, LinkTable

@@ -18,15 +18,15 @@ from __future__ import annotations
 
 import dataclasses
 
-from msgin5g_conformance.capture.record import Address
-from msgin5g_conformance.coap.codec import CoapMessage
-from msgin5g_conformance.coap.numbers import (
+from msgin5g_conformance.coapnode import CoapNode
+from msgin5g_conformance.wire.capture.record import Address
+from msgin5g_conformance.wire.codec import CoapMessage
+from msgin5g_conformance.wire.numbers import (
     MessageType,
     code_name,
     is_request,
     is_response,
 )
-from msgin5g_conformance.coapnode import CoapNode
 from sut_adapters.base import ClientInfo, SutEnvironment
 
 from .common import EndpointRules, LinkTable

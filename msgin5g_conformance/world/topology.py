@@ -17,7 +17,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import HarnessError
+from msgin5g_conformance.errors import HarnessError
 
 Address = tuple[str, int]
 

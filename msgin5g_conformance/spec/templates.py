@@ -3,7 +3,7 @@
 A template is the plain data of a ``send`` or ``expect`` step. ``${variables}`` are resolved by a
 :class:`Bindings` object, which also records which provisional profile items a check relied on.
 Judging compares a strictly parsed message with the template field by field and returns every
-:class:`~msgin5g_conformance.verdict.Finding`, so a report can show expected and found values.
+:class:`~msgin5g_conformance.engine.verdict.Finding`, so a report can show expected and found values.
 """
 
 from __future__ import annotations
@@ -14,8 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .coap.codec import CoapMessage
-from .coap.numbers import (
+from msgin5g_conformance.engine.verdict import Finding
+from msgin5g_conformance.errors import HarnessError
+from msgin5g_conformance.schemacheck import file_validator
+from msgin5g_conformance.wire.codec import CoapMessage
+from msgin5g_conformance.wire.numbers import (
     OPTION_FORMATS,
     OPTION_NAMES,
     MessageType,
@@ -27,10 +30,7 @@ from .coap.numbers import (
     option_name,
     parse_code,
 )
-from .errors import HarnessError
-from .profile import Profile
-from .schemacheck import file_validator
-from .verdict import Finding
+from msgin5g_conformance.world.profile import Profile
 
 VARIABLE = re.compile(r"\$\{([A-Za-z_](?:[A-Za-z0-9_.-]|\{min_batch\})*)\}")
 

@@ -1,4 +1,4 @@
-"""Immutable model of a test case, built by :mod:`msgin5g_conformance.loader` from YAML.
+"""Immutable model of a test case, built by :mod:`msgin5g_conformance.spec.loader` from YAML.
 
 Field templates (message fields, options, payloads) stay as the plain data the schema admitted;
 ``${variables}`` in them are resolved by the runner against the profile, the topology and

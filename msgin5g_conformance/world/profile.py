@@ -14,9 +14,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from . import schemacheck, yamlsource
-from .coap.numbers import parse_code
-from .errors import DefinitionError, Problem
+from msgin5g_conformance import schemacheck, yamlsource
+from msgin5g_conformance.errors import DefinitionError, Problem
+from msgin5g_conformance.wire.numbers import parse_code
 
 DEFAULT_PROFILE = "default-profile.yaml"
 

@@ -8,9 +8,9 @@ outgoing, once incoming) and falls behind under load, whereas libpcap delivers
 each packet once through a kernel ring buffer.
 
 Frames are not dissected by scapy: each one is decoded by
-:func:`msgin5g_conformance.capture.pcap.decode_frame` into addresses, ports and
+:func:`msgin5g_conformance.wire.capture.pcap.decode_frame` into addresses, ports and
 the exact UDP payload bytes, which go to a
-:class:`~msgin5g_conformance.capture.record.Recorder`.  The payload is never
+:class:`~msgin5g_conformance.wire.capture.record.Recorder`.  The payload is never
 interpreted here; CoAP parsing (RFC 7252) happens elsewhere, on the recorded
 bytes.
 """
@@ -27,9 +27,9 @@ import time
 from collections.abc import Collection
 from typing import Any
 
-from msgin5g_conformance.capture.pcap import SUPPORTED_LINKTYPES, decode_frame
-from msgin5g_conformance.capture.record import Address, Recorder
 from msgin5g_conformance.errors import HarnessError
+from msgin5g_conformance.wire.capture.pcap import SUPPORTED_LINKTYPES, decode_frame
+from msgin5g_conformance.wire.capture.record import Address, Recorder
 
 __all__ = ["CaptureError", "LoopbackSniffer", "sniff_available"]
 

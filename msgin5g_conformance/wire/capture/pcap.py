@@ -12,7 +12,7 @@ when capturing on the loopback interface: classic pcap (micro- or nanosecond,
 either byte order) and pcapng (draft-ietf-opsawg-pcapng), with link types NULL
 (0), Ethernet (1), RAW (101, and the platform aliases 12/14), IPV4/IPV6
 (228/229), Linux cooked capture SLL (113) and SLL2 (276).  Only IPv4/IPv6 UDP
-packets become :class:`~msgin5g_conformance.capture.record.Datagram` objects;
+packets become :class:`~msgin5g_conformance.wire.capture.record.Datagram` objects;
 everything else is skipped.  A file whose structure is broken raises
 :class:`PcapError` naming the file and the byte offset of the problem.
 """
@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import NamedTuple
 
-from msgin5g_conformance.capture.record import Address, Datagram
+from msgin5g_conformance.wire.capture.record import Address, Datagram
 
 __all__ = [
     "LINKTYPE_ETHERNET",

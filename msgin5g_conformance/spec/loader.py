@@ -1,4 +1,4 @@
-"""Load test case YAML into :class:`~msgin5g_conformance.model.TestCase`.
+"""Load test case YAML into :class:`~msgin5g_conformance.spec.model.TestCase`.
 
 Two passes, both located (``file:line: field.path: expected ..., found ...``): the JSON Schema
 shipped in ``schemas/testcase.schema.json``, then the meaning that a schema cannot express
@@ -14,11 +14,9 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from . import schemacheck, yamlsource
-from .checks import VARIABLE, TemplateError, expand_range
-from .coap.numbers import OPTION_NAMES, parse_code
-from .errors import DefinitionError, Problem
-from .model import (
+from msgin5g_conformance import schemacheck, yamlsource
+from msgin5g_conformance.errors import DefinitionError, Problem
+from msgin5g_conformance.spec.model import (
     ExpectNothingStep,
     ExpectStep,
     SendStep,
@@ -27,8 +25,10 @@ from .model import (
     UpperStep,
     WaitStep,
 )
-from .profile import Profile, condition_holds
-from .requirements import catalogue
+from msgin5g_conformance.spec.requirements import catalogue
+from msgin5g_conformance.spec.templates import VARIABLE, TemplateError, expand_range
+from msgin5g_conformance.wire.numbers import OPTION_NAMES, parse_code
+from msgin5g_conformance.world.profile import Profile, condition_holds
 
 TESTER_NODE = re.compile(r"^(cue[1-9][0-9]?|cue_nolink|scms|scms_alt|relay)$")
 SUT_NODES = {"relay": {"sut.pc5", "sut.uu"}, "gateway": {"sut.pc5", "sut.uu"}, "constrained-ue": {"sut.cue"}}

@@ -19,13 +19,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .capture.record import Address
-from .coap.codec import CoapMessage
-from .coap.numbers import Code, MessageType, OptionNumber, code_to_str, decode_uint, encode_uint
-from .coapnode import CoapNode
-from .errors import HarnessError
-from .profile import Profile
-from .schemacheck import file_validator
+from msgin5g_conformance.coapnode import CoapNode
+from msgin5g_conformance.errors import HarnessError
+from msgin5g_conformance.schemacheck import file_validator
+from msgin5g_conformance.wire.capture.record import Address
+from msgin5g_conformance.wire.codec import CoapMessage
+from msgin5g_conformance.wire.numbers import Code, MessageType, OptionNumber, code_to_str, decode_uint, encode_uint
+from msgin5g_conformance.world.profile import Profile
 
 ANSWER_CODES = {"document": Code.CONTENT, "forbidden": Code.FORBIDDEN, "unknown": Code.NOT_FOUND}
 

@@ -4,7 +4,7 @@ One :class:`Session` is one run: an event loop, a claimed loopback address block
 adapter, the profile and the capture mode. The CLI and the pytest plugin both drive it.
 
 Per test case: applicability -> fresh lower-tester nodes -> SUT reset and preconditions ->
-steps -> pcap. Verdicts rest only on the :class:`~msgin5g_conformance.capture.record.Recorder`
+steps -> pcap. Verdicts rest only on the :class:`~msgin5g_conformance.wire.capture.record.Recorder`
 (the datagrams on the wire), parsed strictly; a malformed datagram from the SUT is a ``fail``.
 """
 
@@ -17,20 +17,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from msgin5g_conformance.coapnode import CoapNode, FastTuning
+from msgin5g_conformance.engine.verdict import CaseResult, Finding, StepResult, Verdict
+from msgin5g_conformance.errors import HarnessError, NotApplicable
+from msgin5g_conformance.roles.scms import ScmServer
+from msgin5g_conformance.spec.model import ExpectNothingStep, ExpectStep, SendStep, Step, TestCase, UpperStep, WaitStep
+from msgin5g_conformance.spec.templates import (
+    Bindings,
+    TemplateError,
+    build_message,
+    capture_fields,
+    describe_template,
+    judge,
+)
+from msgin5g_conformance.wire import codec
+from msgin5g_conformance.wire.capture.pcap import write_pcap
+from msgin5g_conformance.wire.capture.record import Address, Datagram, Recorder
+from msgin5g_conformance.wire.numbers import MessageType, OptionNumber, code_to_str, decode_uint
+from msgin5g_conformance.world.profile import Profile, condition_holds
+from msgin5g_conformance.world.topology import AddressBlock, Topology, claim_block
 from sut_adapters.base import ClientInfo, NotSupported, SutAdapter, SutEnvironment
-
-from .capture.pcap import write_pcap
-from .capture.record import Address, Datagram, Recorder
-from .checks import Bindings, TemplateError, build_message, capture_fields, describe_template, judge
-from .coap import codec
-from .coap.numbers import MessageType, OptionNumber, code_to_str, decode_uint
-from .coapnode import CoapNode, FastTuning
-from .errors import HarnessError, NotApplicable
-from .model import ExpectNothingStep, ExpectStep, SendStep, Step, TestCase, UpperStep, WaitStep
-from .profile import Profile, condition_holds
-from .scms import ScmServer
-from .topology import AddressBlock, Topology, claim_block
-from .verdict import CaseResult, Finding, StepResult, Verdict
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +99,7 @@ class Session:
         self.block = claim_block(self.profile.port)
         self.topology = Topology(self.block, self.profile.port, self.profile.alt_port)
         if self.capture_mode == "sniff":
-            from .capture.sniff import sniff_available
+            from msgin5g_conformance.wire.capture.sniff import sniff_available
 
             ok, why = sniff_available()
             if not ok:
@@ -194,7 +200,7 @@ class Session:
         state: _CaseState | None = None
         try:
             if self.capture_mode == "sniff":
-                from .capture.sniff import LoopbackSniffer
+                from msgin5g_conformance.wire.capture.sniff import LoopbackSniffer
 
                 sniffer = LoopbackSniffer(recorder, network=self.topology.block.network)
                 await loop.run_in_executor(None, sniffer.start)

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from operator import itemgetter
 
-from msgin5g_conformance.coap.numbers import (
+from msgin5g_conformance.wire.numbers import (
     OPTION_FORMATS,
     MessageType,
     OptionFormat,
