@@ -8,6 +8,8 @@ skipped with its reason. A mistake in a YAML file fails the collection of that f
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -169,6 +171,39 @@ def _session(config: pytest.Config) -> Session:
     return session
 
 
+LOOKAHEAD = 64  # cases queued ahead of the one pytest is running, so late windows overlap
+
+
+def _future(item: CaseItem) -> concurrent.futures.Future[CaseResult]:
+    """Submit this case (if not yet) and the cases after it, so that the session can start the
+    next case while this one is in its late window. Without xdist the whole run's order is known;
+    an xdist worker knows only the item it runs next."""
+    state = item.config.stash[_STATE]
+    futures: dict[str, concurrent.futures.Future[CaseResult]] = state.setdefault("futures", {})
+    session = _session(item.config)
+    ahead: list[CaseItem] = [item]
+    if hasattr(item.config, "workerinput"):
+        nxt = state.get("next", {}).get(item.nodeid)
+        if isinstance(nxt, CaseItem):
+            ahead.append(nxt)
+    else:
+        items = item.session.items
+        with contextlib.suppress(ValueError):
+            i = items.index(item)
+            ahead += [x for x in items[i + 1 : i + 1 + LOOKAHEAD] if isinstance(x, CaseItem)]
+    for x in ahead:
+        if x.nodeid not in futures:
+            futures[x.nodeid] = session.submit(x.case)
+    return futures.pop(item.nodeid)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """Remember which item comes next (an xdist worker's only look ahead)."""
+    if isinstance(item, CaseItem):
+        item.config.stash[_STATE].setdefault("next", {})[item.nodeid] = nextitem
+
+
 class CaseItem(pytest.Item):
     """One test case run against the SUT."""
 
@@ -183,9 +218,11 @@ class CaseItem(pytest.Item):
     def runtest(self) -> None:
         try:
             session = _session(self.config)
+            result = _future(self).result(session.result_timeout() * 2)
         except HarnessError as exc:
             raise CaseFailed(_error_result(self.case, str(exc))) from None
-        result = session.run_case(self.case)
+        except concurrent.futures.TimeoutError:
+            raise CaseFailed(_error_result(self.case, "the session gave no result in time (harness error)")) from None
         self.result = result
         self.user_properties.extend(
             [

@@ -1,9 +1,14 @@
 """The adapter protocol between the harness and a system under test (after httpx's transports).
 
-An adapter starts and stops the SUT, resets it between test cases, says where its endpoints
-are, which roles and capabilities it offers, and performs upper-tester operations. An
-operation the SUT does not offer raises :class:`NotSupported`, which the runner turns into the
-verdict ``not-applicable`` with that reason.
+An adapter starts and stops the SUT and opens it for one test case at a time
+(:meth:`SutAdapter.open_case`): the SUT takes the role the case needs, with fresh state, and the
+returned :class:`SutCase` says where its endpoints are and performs the case's upper-tester
+operations. An operation the SUT does not offer raises :class:`NotSupported`, which the runner
+turns into the verdict ``not-applicable`` with that reason.
+
+An adapter that can run several cases at once, each on the addresses the harness gives it,
+says so with ``instances`` > 1: the harness then lets a case's late window run while the next
+case already runs. This module knows nothing of the engine: only plain data crosses it.
 """
 
 from __future__ import annotations
@@ -12,11 +17,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from msgin5g_conformance.coapnode import FastTuning
 from msgin5g_conformance.errors import NotApplicable
-from msgin5g_conformance.wire.capture.record import Address
+from msgin5g_conformance.wire.endpoint import CoapTimers
 from msgin5g_conformance.world.profile import Profile
-from msgin5g_conformance.world.topology import Topology
+
+Address = tuple[str, int]
 
 # Upper-tester capabilities a test case may require (schema: $defs/capability).
 LINK_CONTROL = "link-control"
@@ -40,42 +45,29 @@ class ClientInfo:
 
 @dataclass(frozen=True)
 class SutEnvironment:
-    """What the harness tells a SUT at start: the profile and where the tester's nodes live."""
+    """What the harness tells a SUT at start."""
 
     profile: Profile
-    topology: Topology
-    tuning: FastTuning
-    client_lookup: Callable[[str], ClientInfo | None]
+    timers: CoapTimers  # the tester's CON parameters; a SUT may use them for its own CONs
+    endpoints: Mapping[str, Address]  # where a SUT that keeps its addresses for the run listens
 
-    def client(self, node: str) -> ClientInfo:
-        info = ClientInfo(node, self.profile.client_address(node), self.topology.address(node))
-        return info
 
-    @property
-    def scm_s(self) -> Address:
-        return self.topology.address("scms")
+@dataclass(frozen=True)
+class CaseWorld:
+    """Where things are in one test case."""
+
+    role: str
+    endpoints: Mapping[str, Address]  # where the harness wants the SUT's endpoints in this case
+    peers: Mapping[str, Address]  # tester nodes the SUT sends to on its own (scms, relay)
+    client_lookup: Callable[[str], ClientInfo | None]  # a recipient address -> the tester client
 
 
 @runtime_checkable
-class SutAdapter(Protocol):
-    """What every kind of SUT offers the runner."""
-
-    name: str
-    roles: frozenset[str]
-    capabilities: frozenset[str]
-
-    async def start(self, env: SutEnvironment) -> None:
-        """Bring the SUT up (bounded); raise HarnessError if it cannot start."""
-
-    async def reset(self, role: str) -> None:
-        """Return to the initial state before a test case and act in ``role`` (relay, gateway or
-        constrained-ue): no links, no cached requests, nothing applied."""
-
-    async def stop(self) -> None:
-        """Shut down; leave no socket, task or process behind."""
+class SutCase(Protocol):
+    """The SUT as it acts in one test case."""
 
     def endpoints(self) -> Mapping[str, Address]:
-        """The SUT's endpoints by node name (``sut.pc5``, ``sut.uu``, ``sut.cue``)."""
+        """The SUT's endpoints in this case by node name (``sut.pc5``, ``sut.uu``, ``sut.cue``)."""
 
     async def establish_link(self, client: ClientInfo) -> None:
         """Establish a one-to-one ProSe link with ``client`` (or make the SUT believe it has)."""
@@ -93,4 +85,30 @@ class SutAdapter(Protocol):
         """The configuration (or failure code) the constrained UE applied."""
 
     def log_text(self) -> str:
-        """The SUT's log since the last reset (evidence in reports)."""
+        """The SUT's log of this case (evidence in reports)."""
+
+    async def close(self) -> None:
+        """The case is over (its late window has passed): release what it holds."""
+
+
+@runtime_checkable
+class SutAdapter(Protocol):
+    """What every kind of SUT offers the runner."""
+
+    name: str
+    roles: frozenset[str]
+    capabilities: frozenset[str]
+    instances: int  # how many cases may be open at once (each on its own addresses)
+
+    async def start(self, env: SutEnvironment) -> None:
+        """Bring the SUT up (bounded); raise HarnessError if it cannot start."""
+
+    async def open_case(self, world: CaseWorld) -> SutCase:
+        """The SUT, in ``world.role`` with fresh state (no links, no cached requests, nothing
+        applied), for one test case."""
+
+    async def stop(self) -> None:
+        """Shut down; leave no socket, task or process behind."""
+
+    def log_text(self) -> str:
+        """The SUT's log since the last :meth:`open_case` began (the evidence when opening failed)."""

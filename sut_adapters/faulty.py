@@ -7,13 +7,16 @@ checks that the cases of the broken requirement fail and no other case does. Sel
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
+import os
+from typing import Any
 
-from msgin5g_conformance.coapnode import CoapNode
 from msgin5g_conformance.wire.capture.record import Address
 from msgin5g_conformance.wire.codec import CoapMessage
 from msgin5g_conformance.wire.numbers import Code, MessageType
+from sut_adapters.reference.coapnode import CoapNode
 
 from .base import ClientInfo
 from .reference.relay import ReferenceRelay
@@ -118,6 +121,110 @@ class SendsGarbage(ReferenceRelay):
         self.note("(faulty) sent 3 bytes of garbage")
 
 
+class LateWithoutLink(ReferenceRelay):
+    """Breaks REQ-RELAY-DL-2, late: relays a response for a client without a link DELAY_S after it
+    arrived (a discard proved for only a few tens of milliseconds misses it)."""
+
+    DELAY_S = 0.08
+
+    def link_for(self, recipient: str) -> ClientInfo | None:
+        return self.links.get(recipient)
+
+    def handle_downlink(self, msg: CoapMessage, src: Address) -> None:
+        recipient = self.recipient(msg)
+        if recipient is not None and recipient not in self.links:
+            client = self.env.client_lookup(recipient)
+            if client is not None:
+                self.note(f"(faulty) relaying to unlinked {recipient!r} in {self.DELAY_S * 1000:.0f} ms")
+                asyncio.get_running_loop().call_later(self.DELAY_S, self._late, msg, client)
+                return
+        super().handle_downlink(msg, src)
+
+    def _late(self, msg: CoapMessage, client: ClientInfo) -> None:
+        if self.pc5 is not None:
+            self.forward_downlink(msg, client)
+
+
+class LateWithoutLink250(LateWithoutLink):
+    """Breaks REQ-RELAY-DL-2, later still: 250 ms after the response arrived."""
+
+    DELAY_S = 0.25
+
+
+def unused_address(own: Address) -> Address:
+    """An address of the case's range that no node owns (host 200 of the same /24)."""
+    return (own[0].rsplit(".", 1)[0] + ".200", own[1])
+
+
+class SendsToUnused(ReferenceRelay):
+    """Breaks REQ-RELAY-DL-2 where no case looks: every response it should discard goes to an
+    address of the case's range that nobody owns."""
+
+    def handle_downlink(self, msg: CoapMessage, src: Address) -> None:
+        recipient = self.recipient(msg)
+        if self.relays_code(msg.code) and (recipient is None or self.link_for(recipient) is None):
+            assert self.pc5 is not None
+            self.pc5.send(self.downlink_copy(msg), unused_address(self.pc5_address))
+            self.note(f"(faulty) sent a response for {recipient!r} to an unused address")
+            return
+        super().handle_downlink(msg, src)
+
+
+class NeverAcks(ReferenceRelay):
+    """Breaks REQ-COAP-MSG-1: never acknowledges a Confirmable message it does not answer at once
+    (its empty ACKs never leave; a piggybacked response still does, as it is the acknowledgement)."""
+
+    async def start(self) -> None:
+        await super().start()
+        for node in (self.pc5, self.uu):
+            assert node is not None
+            transport = node._mi.transport
+            send = transport.sendmsg
+
+            def sendmsg(data: bytes, anc: Any, flags: int, address: Any, send: Any = send) -> Any:
+                if len(data) == 4 and (data[0] >> 4) & 3 == MessageType.ACK:
+                    return None  # dropped on purpose
+                return send(data, anc, flags, address)
+
+            transport.sendmsg = sendmsg
+
+
+class RetransmitsForever(ReferenceRelay):
+    """Breaks REQ-COAP-MSG-2: sends every downlink CON again every 40 ms, acknowledged or not
+    (bounded: 12 copies)."""
+
+    COPIES = 12
+    EVERY_S = 0.04
+
+    def forward_downlink(self, msg: CoapMessage, client: ClientInfo) -> None:
+        copy = self.downlink_copy(msg)
+        if copy.mtype != MessageType.CON:
+            super().forward_downlink(msg, client)
+            return
+        data = dataclasses.replace(copy, mid=int.from_bytes(os.urandom(2), "big")).encode()
+        loop = asyncio.get_running_loop()
+        for i in range(self.COPIES):
+            loop.call_later(i * self.EVERY_S, self._raw, data, client.endpoint)
+        self.note(f"(faulty) sending {self.COPIES} copies of {copy.summary()}")
+
+    def _raw(self, data: bytes, to: Address) -> None:
+        if self.pc5 is not None:
+            self.pc5.send_raw(data, to)
+
+
+class LateDuplicate(ReferenceRelay):
+    """Breaks REQ-RELAY-DL-1: relays every downlink response a second time 150 ms later (a late
+    datagram that a harness without case isolation judges in the next case)."""
+
+    def forward_downlink(self, msg: CoapMessage, client: ClientInfo) -> None:
+        super().forward_downlink(msg, client)
+        asyncio.get_running_loop().call_later(0.15, self._again, msg, client)
+
+    def _again(self, msg: CoapMessage, client: ClientInfo) -> None:
+        if self.pc5 is not None:
+            self.pc5.send(self.downlink_copy(msg), client.endpoint)
+
+
 VARIANTS: dict[str, tuple[type[ReferenceRelay], str]] = {
     "relays-without-link": (RelaysWithoutLink, "REQ-RELAY-DL-2"),
     "keeps-released-link": (KeepsReleasedLink, "REQ-RELAY-DL-2"),
@@ -130,6 +237,12 @@ VARIANTS: dict[str, tuple[type[ReferenceRelay], str]] = {
     "echoes-uplink": (EchoesUplink, "REQ-RELAY-DL-1"),
     "drops-content-format": (DropsContentFormat, "REQ-RELAY-TERM-1"),
     "ignores-critical-option": (IgnoresCriticalOption, "REQ-COAP-CRIT-1"),
+    "late-without-link-80ms": (LateWithoutLink, "REQ-RELAY-DL-2"),
+    "late-without-link-250ms": (LateWithoutLink250, "REQ-RELAY-DL-2"),
+    "sends-to-unused-address": (SendsToUnused, "REQ-RELAY-DL-2"),
+    "never-acks": (NeverAcks, "REQ-COAP-MSG-1"),
+    "retransmits-forever": (RetransmitsForever, "REQ-COAP-MSG-2"),
+    "late-duplicate": (LateDuplicate, "REQ-RELAY-DL-1"),
 }
 
 

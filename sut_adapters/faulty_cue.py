@@ -6,9 +6,9 @@ each and checks that exactly the cases of the broken requirement fail.
 
 from __future__ import annotations
 
-from msgin5g_conformance.coapnode import CoapNode
 from msgin5g_conformance.wire.codec import CoapMessage
 from msgin5g_conformance.wire.numbers import Code
+from sut_adapters.reference.coapnode import CoapNode
 
 from .reference.cue import Option, ReferenceConstrainedUE
 

@@ -11,7 +11,9 @@ Lifecycle::
     start(env)    check the SUT profile's `protocol` against the run's profile (mismatch: every
                   case errors), start the command in its own process group, wait (ready_s) for
                   `ready`, send `configure` (endpoints, peers, profile values)
-    reset(role)   restart first if the process failed; then `reset` with the role
+    open_case     restart first if the process failed; `configure` again when the case's peers
+                  (the tester's SCM-S and relay, on the case's own addresses) changed; then
+                  `reset` with the role
     ...           establish_link, release_link, request_configuration, send_bulk_now,
                   read_configuration, each answered within op_s
     stop()        `shutdown`, a short grace period, then SIGKILL to the whole process group
@@ -56,7 +58,7 @@ from msgin5g_conformance.wire.capture.record import Address
 from msgin5g_conformance.wire.numbers import code_to_str
 from msgin5g_conformance.world.profile import Profile
 
-from .base import ClientInfo, NotSupported, SutEnvironment
+from .base import CaseWorld, ClientInfo, NotSupported, SutEnvironment
 
 PROTOCOL_VERSION = 1
 OPERATIONS = (
@@ -318,13 +320,15 @@ def _endpoint(addr: Address) -> dict[str, Any]:
     return {"host": addr[0], "port": addr[1]}
 
 
-def configure_fields(env: SutEnvironment, endpoints: Mapping[str, Address]) -> dict[str, Any]:
+def configure_fields(
+    env: SutEnvironment, endpoints: Mapping[str, Address], peers: Mapping[str, Address]
+) -> dict[str, Any]:
     """The body of ``configure``: where to listen, the peers, and every profile value the SUT needs."""
     p = env.profile
     bulk_schema = json.loads(p.bulk_response_schema_path.read_text(encoding="utf-8"))
     return {
         "endpoints": {name: _endpoint(endpoints[name]) for name in ("sut.pc5", "sut.uu", "sut.cue")},
-        "peers": {"scms": _endpoint(env.scm_s), "relay": _endpoint(env.topology.address("relay"))},
+        "peers": {name: _endpoint(peers[name]) for name in ("scms", "relay")},
         "profile": {
             "name": p.name,
             "port": p.port,
@@ -653,8 +657,43 @@ class _Conversation:
 # ---------------------------------------------------------------------------------------------
 
 
+class ProcessCase:
+    """The external SUT as it acts in one test case (one at a time: ``instances`` is 1)."""
+
+    def __init__(self, adapter: ProcessAdapter, role: str) -> None:
+        self.adapter = adapter
+        self.role = role
+        self.mark = adapter._mark
+
+    def endpoints(self) -> Mapping[str, Address]:
+        return {n: self.adapter._endpoints[n] for n in ROLE_ENDPOINTS.get(self.role, ())}
+
+    async def establish_link(self, client: ClientInfo) -> None:
+        await self.adapter.establish_link(client)
+
+    async def release_link(self, client: ClientInfo) -> None:
+        await self.adapter.release_link(client)
+
+    async def request_configuration(self) -> None:
+        await self.adapter.request_configuration()
+
+    async def send_bulk_now(self) -> None:
+        await self.adapter.send_bulk_now()
+
+    async def read_configuration(self) -> Any:
+        return await self.adapter.read_configuration()
+
+    def log_text(self) -> str:
+        return "\n".join(self.adapter.evidence.since(self.mark))
+
+    async def close(self) -> None:
+        """Nothing to release: the next case's reset starts from scratch."""
+
+
 class ProcessAdapter:
     """Runs an implementation outside the harness from its SUT profile (see module docstring)."""
+
+    instances = 1  # one process plays one role at a time
 
     def __init__(self, profile_path: str | Path) -> None:
         self.sut = load_sut_profile(profile_path)
@@ -663,6 +702,8 @@ class ProcessAdapter:
         self.capabilities = self.sut.capabilities
         self.role = sorted(self.roles)[0]
         self.env: SutEnvironment | None = None
+        self._peers: dict[str, Address] = {}
+        self._configured: dict[str, Address] | None = None  # the peers the SUT was last told
         self.evidence = _Evidence()
         self.transcript: deque[tuple[str, Any]] = deque(maxlen=1000)
         self.implementation: dict[str, Any] = {}
@@ -682,8 +723,10 @@ class ProcessAdapter:
             where = f"SUT profile {self.sut.source} and the run's profile"
             raise HarnessError(f"protocol mismatch between {where}: " + "; ".join(mismatches))
         self.env = env
-        self._endpoints = {n: env.topology.address(n) for n in ("sut.pc5", "sut.uu", "sut.cue")}
+        self._endpoints = dict(env.endpoints)
         self._endpoints.update(self.sut.endpoints)
+        # placeholders until the first case names its peers (configure is sent again then)
+        self._peers = {n: (self._endpoints["sut.pc5"][0], 1) for n in ("scms", "relay")}
         mark = self.evidence.mark()
         try:
             await self._launch(self.sut.ready_s)
@@ -691,6 +734,12 @@ class ProcessAdapter:
             # A SUT that falls over while starting is reported by the first test case (with its
             # output as that case's SUT log) and restarted by the next one, like any other crash.
             self._failure = (str(exc), mark)
+
+    async def open_case(self, world: CaseWorld) -> ProcessCase:
+        """``configure`` when the case's peers differ from what the SUT was told, then ``reset``."""
+        self._peers = {n: world.peers[n] for n in ("scms", "relay")}
+        await self.reset(world.role)
+        return ProcessCase(self, world.role)
 
     async def reset(self, role: str) -> None:
         if role not in self.roles:
@@ -708,8 +757,15 @@ class ProcessAdapter:
             return
         if self._conv is None:
             await self._launch(min(self.sut.ready_s, deadline - time.monotonic()), deadline)
+        if self._configured != self._peers:
+            await self._configure(deadline - time.monotonic())
         await self._call("reset", {"role": role}, deadline - time.monotonic())
         self.role = role
+
+    async def _configure(self, timeout: float | None) -> None:
+        assert self.env is not None
+        await self._call("configure", configure_fields(self.env, self._endpoints, self._peers), timeout)
+        self._configured = dict(self._peers)
 
     async def stop(self) -> None:
         await self._shutdown()
@@ -793,7 +849,7 @@ class ProcessAdapter:
                 f"SUT profile {sut.source} declares {', '.join(missing)}, which the SUT's ready event does not offer"
             )
         left = None if budget_end is None else budget_end - time.monotonic()
-        await self._call("configure", configure_fields(self.env, self._endpoints), left)
+        await self._configure(left)
 
     async def _connect(self, loop: asyncio.AbstractEventLoop, deadline: float) -> _Conversation:
         """Connect to a control socket, retrying while the SUT comes up (bounded by the deadline)."""

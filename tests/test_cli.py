@@ -94,16 +94,16 @@ def test_lint_with_a_profile(tmp_path: Path, capsys: pytest.CaptureFixture[str])
 
 
 def test_lint_with_a_profile_checks_min_batch_ranges(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """`cue1..cue{min_batch}` is checked against --profile: min_batch 5 is clean, 120 is out of range."""
+    """`cue4..cue{min_batch}` is checked against --profile: min_batch 5 is clean, 3 reverses the range."""
     case = tmp_path / "cases" / "TEST-EACH-001.yaml"
     case.parent.mkdir()
     text = GOOD.read_text(encoding="utf-8").replace("RELAY-DL-001", "TEST-EACH-001")
-    foreach = "  - foreach:\n      nodes: cue1..cue{min_batch}\n      steps: [{wait: {ms: 0}}]\n"
+    foreach = "  - foreach:\n      nodes: cue4..cue{min_batch}\n      steps: [{wait: {ms: 0}}]\n"
     text = text.replace("steps:\n", "steps:\n" + foreach, 1)
     case.write_text(text, encoding="utf-8")
     line = next(i for i, s in enumerate(text.splitlines(), 1) if "cue{min_batch}" in s)
     assert DEFAULT_PROFILE.count("min_batch: 50 ") == 1
-    for min_batch, code in ((5, 0), (120, 1)):
+    for min_batch, code in ((5, 0), (3, 1)):
         profile = tmp_path / f"batch-{min_batch}.yaml"
         profile.write_text(DEFAULT_PROFILE.replace("min_batch: 50 ", f"min_batch: {min_batch} "), encoding="utf-8")
         assert cli.main(["lint", "--profile", str(profile), str(case)]) == code
@@ -113,8 +113,8 @@ def test_lint_with_a_profile_checks_min_batch_ranges(tmp_path: Path, capsys: pyt
         "1 file(s) checked, 1 with problems, 1 problem(s)",
     ]
     assert err.strip() == (
-        f"{case}:{line}: steps[0].foreach.nodes: expected a range within cue1..cue99, "
-        "found 'cue1..cue{min_batch}' (1..120)"
+        f"{case}:{line}: steps[0].foreach.nodes: expected a range within cue1..cue4000, "
+        "found 'cue4..cue{min_batch}' (4..3)"
     )
 
 

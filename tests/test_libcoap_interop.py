@@ -22,16 +22,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from msgin5g_conformance.coapnode import CoapNode, FastTuning
 from msgin5g_conformance.wire import codec
 from msgin5g_conformance.wire.capture.pcap import write_pcap
 from msgin5g_conformance.wire.capture.record import Address, Datagram, Recorder
 from msgin5g_conformance.wire.capture.sniff import LoopbackSniffer, sniff_available
 from msgin5g_conformance.wire.codec import CoapMessage
+from msgin5g_conformance.wire.endpoint import CoapTimers, Endpoint
 from msgin5g_conformance.wire.numbers import Code, MessageType, OptionNumber, encode_uint
 from msgin5g_conformance.world.profile import Profile, load_profile
-from msgin5g_conformance.world.topology import Topology, claim_block
-from sut_adapters.base import ClientInfo, SutEnvironment
+from msgin5g_conformance.world.topology import CaseAddresses, claim_block
+from sut_adapters.base import CaseWorld, ClientInfo, SutEnvironment
 from sut_adapters.reference import ReferenceAdapter
 
 from .conftest import DEFAULT_PROFILE
@@ -74,30 +74,37 @@ async def _exchange(profile: Profile, pcap: Path) -> Wire:
     block = claim_block(profile.port)
     recorder = Recorder()
     recorder.bind_loop(loop)
-    topology = Topology(block, profile.port, profile.alt_port)
-    tuning = FastTuning(0.15, 2)
+    topology = CaseAddresses(block.open_space(256), profile.port, profile.alt_port, ("scms",), ())
     relay = ReferenceAdapter()
     document = json.dumps(profile.document_for("cue1"), separators=(",", ":")).encode()
     sniffing, _ = sniff_available()
     sniffer = LoopbackSniffer(recorder, network=block.network) if sniffing else None
 
-    def scm_s(node: CoapNode, msg: CoapMessage, src: Address) -> None:
+    def scm_s(node: Endpoint, msg: CoapMessage, src: Address) -> CoapMessage:
         options = [
             (profile.recipient_option, profile.client_address("cue1").encode()),
             (OptionNumber.CONTENT_FORMAT, encode_uint(50)),
         ]
-        answer = CoapMessage(MessageType.CON, Code.CONTENT, 0, msg.token, tuple(sorted(options)), document)
-        node.reply(msg, answer, src)
+        return CoapMessage(MessageType.CON, Code.CONTENT, 0, msg.token, tuple(sorted(options)), document)
 
-    scms = CoapNode(
-        "scms", topology.address("scms"), tuning=tuning, recorder=None if sniffing else recorder, on_message=scm_s
+    def record(src: Address, dst: Address, data: bytes, when: float) -> int | None:
+        d = recorder.append(src, dst, data, when)
+        return d.seq if d is not None else None
+
+    scms = Endpoint("scms", topology.address("scms"), CoapTimers(0.15, 2), None if sniffing else record, scm_s)
+    world = CaseWorld(
+        "relay",
+        {n: topology.address(n) for n in ("sut.pc5", "sut.uu")},
+        {n: topology.address(n) for n in ("scms", "relay")},
+        lambda address: None,
     )
+    case = None
     try:
-        await relay.start(SutEnvironment(profile, topology, tuning, lambda address: None))
-        await relay.reset("relay")
+        await relay.start(SutEnvironment(profile, CoapTimers(0.15, 2), world.endpoints))
+        case = await relay.open_case(world)
         cue1 = topology.address("cue1")
-        await relay.establish_link(ClientInfo("cue1", profile.client_address("cue1"), cue1))
-        await scms.start()
+        await case.establish_link(ClientInfo("cue1", profile.client_address("cue1"), cue1))
+        scms.open()
         if sniffer is not None:
             await loop.run_in_executor(None, sniffer.start)
         pc5 = topology.address("sut.pc5")
@@ -118,7 +125,9 @@ async def _exchange(profile: Profile, pcap: Path) -> Wire:
     finally:
         if sniffer is not None and sniffer.running:
             await loop.run_in_executor(None, sniffer.stop)
-        await scms.stop()
+        scms.close()
+        if case is not None:
+            await case.close()
         await relay.stop()
         block.release()
     write_pcap(str(pcap), recorder.datagrams)

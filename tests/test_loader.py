@@ -175,7 +175,7 @@ SEND_CODE = 'code: "4.04"\n      token: "d3d3"\n      options:\n        recipien
 RECIPIENT0 = "        recipient: ${addr.cue1}\n      payload"
 PAYLOAD0 = '      payload: {text: "no configuration for this UE"}'
 BAD_STRENGTH = "expected one of shall, should, may, found number 3"
-TESTER_NODE = "expected a tester node (cueN, cue_nolink, scms, scms_alt, relay)"
+TESTER_NODE = "expected a tester node (cue1..cue4000, cue_nolink, scms, scms_alt, relay)"
 
 
 def with_option0(line: str) -> str:
@@ -196,7 +196,7 @@ BROKEN = [
      "author", f"unknown key 'author'; expected one of {ALLOWED_TOP}"),
     ("unknown-step-key", "      to: sut.uu\n", "      to: sut.uu\n      colour: red\n", "colour: red",
      "steps[0].send.colour",
-     "unknown key 'colour'; expected one of code, from, options, payload, raw, to, token, type"),
+     "unknown key 'colour'; expected one of code, from, mid, options, payload, raw, to, token, type"),
     ("strength-number", "strength: shall", "strength: 3", "strength: 3",
      "strength", "expected one of shall, should, may, found number 3"),
     ("role-router", "role: relay", "role: router", "role: router",
@@ -256,7 +256,7 @@ BROKEN = [
      "expected a token of 0 to 8 bytes in hex (e.g. 'a1b2'), possibly with ${variables}, found 'xyz'"),
     ("bad-node-name", "      at: cue1\n", "      at: cue0\n", "at: cue0",
      "steps[1].expect.at",
-     "expected a node name: cue1..cue99, cue_nolink, scms, scms_alt, relay, sut.pc5, sut.uu, sut.cue "
+     "expected a node name: cue1..cue4000, cue_nolink, scms, scms_alt, relay, sut.pc5, sut.uu, sut.cue "
      "(or ${each} inside foreach), found 'cue0'"),
     ("release-without-client", "steps:\n", "steps:\n  - upper: {op: release_link}\n", "op: release_link",
      "steps[0].upper", "missing required key 'client' for op release_link"),
@@ -301,7 +301,7 @@ BROKEN = [
      "steps[0].send.payload.json", "expected ${config.NODE} with a tester node name, found ${config.sut}"),
     ("ue-uri-reversed-range", RECIPIENT0, with_option0('uri-query: ["${ue_uri.cue3..cue1}"]'), "ue_uri",
      "steps[0].send.options.uri-query[0]",
-     "${ue_uri.cue3..cue1}: expected a range within cue1..cue99, found 'cue3..cue1' (3..1)"),
+     "${ue_uri.cue3..cue1}: expected a range within cue1..cue4000, found 'cue3..cue1' (3..1)"),
     ("ue-uri-not-a-range", RECIPIENT0, with_option0('uri-query: ["${ue_uri.cue1}"]'), "ue_uri",
      "steps[0].send.options.uri-query[0]", "${ue_uri.cue1}: expected a node range such as cue1..cue50, found 'cue1'"),
 ]
@@ -531,6 +531,8 @@ applicability:
 preconditions:
   links: [cue1, cue2]
   configurations: {cue1: document, cue2: forbidden}
+  scms: piggybacked
+  hold_ack: [cue2]
 steps:
   - send:
       from: cue1
@@ -773,9 +775,11 @@ def test_foreach_min_batch_range_follows_the_profile(tmp_path: Path) -> None:
 # fmt: off
 FOREACH_BROKEN = [
     ("reversed-range", NODES, "      nodes: cue3..cue1\n", "nodes:",
-     "steps[0].foreach.nodes", "expected a range within cue1..cue99, found 'cue3..cue1' (3..1)"),
-    ("range-past-99", NODES, "      nodes: cue1..cue100\n", "nodes:", "steps[0].foreach.nodes",
-     "expected a range such as cue1..cue50 (or cue1..cue{min_batch}) or a list of nodes, found 'cue1..cue100'"),
+     "steps[0].foreach.nodes", "expected a range within cue1..cue4000, found 'cue3..cue1' (3..1)"),
+    ("range-past-4000", NODES, "      nodes: cue1..cue4001\n", "nodes:", "steps[0].foreach.nodes",
+     "expected a range within cue1..cue4000, found 'cue1..cue4001' (1..4001)"),
+    ("range-of-five-digits", NODES, "      nodes: cue1..cue10000\n", "nodes:", "steps[0].foreach.nodes",
+     "expected a range such as cue1..cue50 (or cue1..cue{min_batch}) or a list of nodes, found 'cue1..cue10000'"),
     ("range-from-cue0", NODES, "      nodes: cue0..cue3\n", "nodes:", "steps[0].foreach.nodes",
      "expected a range such as cue1..cue50 (or cue1..cue{min_batch}) or a list of nodes, found 'cue0..cue3'"),
     ("empty-list", NODES, "      nodes: []\n", "nodes:", "steps[0].foreach.nodes",
@@ -820,19 +824,23 @@ def test_foreach_node_on_the_wrong_side_is_located_in_the_body(tmp_path: Path) -
     ]
 
 
-def test_min_batch_range_beyond_cue99_is_located(tmp_path: Path) -> None:
-    """With min_batch 100, `cue1..cue{min_batch}` is refused at the foreach and at the ${ue_uri...} that use it."""
-    text = mutate(mutate(GATEWAY, NODES, "      nodes: cue1..cue{min_batch}\n"), "cue1..cue3}", "cue1..cue{min_batch}}")
+def test_min_batch_range_below_its_start_is_located(tmp_path: Path) -> None:
+    """With min_batch 3, `cue4..cue{min_batch}` is refused at the foreach and at the ${ue_uri...} that use it."""
+    text = mutate(mutate(GATEWAY, NODES, "      nodes: cue4..cue{min_batch}\n"), "cue1..cue3}", "cue4..cue{min_batch}}")
     path = write(tmp_path, text)
-    big = profile_with(tmp_path, "min_batch: 50 ", "min_batch: 100")
+    small = profile_with(tmp_path, "min_batch: 50 ", "min_batch: 3")
     with pytest.raises(DefinitionError) as info:
-        loader.load_testcase(path, big)
-    too_big = "expected a range within cue1..cue99, found 'cue1..cue{min_batch}' (1..100)"
+        loader.load_testcase(path, small)
+    reversed_range = "expected a range within cue1..cue4000, found 'cue4..cue{min_batch}' (4..3)"
     assert str(info.value).splitlines() == [
-        f"{path}:{line_of(text, 'nodes:')}: steps[0].foreach.nodes: {too_big}",
+        f"{path}:{line_of(text, 'nodes:')}: steps[0].foreach.nodes: {reversed_range}",
         f"{path}:{line_of(text, 'ue_uri')}: steps[1].expect.options.uri-query.set[0]: "
-        f"${{ue_uri.cue1..cue{{min_batch}}}}: {too_big}",
+        f"${{ue_uri.cue4..cue{{min_batch}}}}: {reversed_range}",
     ]
+    big = profile_with(tmp_path, "min_batch: 50 ", "min_batch: 1000")
+    case = loader.load_testcase(path, big)  # the largest batch a profile allows: 997 nodes, fine
+    nodes = {s.index.split("[")[1].split("]")[0] for s in case.steps if s.index.startswith("0[")}
+    assert len(nodes) == 997 and "cue1000" in nodes
 
 
 def test_mistake_in_a_foreach_body_is_reported_once(tmp_path: Path) -> None:
@@ -1070,7 +1078,7 @@ def test_guide_profile_item_errors_are_the_loaders(tmp_path: Path) -> None:
 def test_guide_foreach_errors_are_the_loaders(tmp_path: Path) -> None:
     """The guide's two foreach range messages are what the loader says for GW-DOC-001 with those ranges."""
     shown = []
-    for nodes in ("cue3..cue1", "cue1..cue100"):
+    for nodes in ("cue3..cue1", "cue1..cue10000"):
         text = guide_case("GW-DOC-001").replace("      nodes: cue1..cue3\n", f"      nodes: {nodes}\n", 1)
         path = write(tmp_path, text, "GW-DOC-001.yaml")
         shown.append(load_error(path).replace(f"{tmp_path}/", ""))

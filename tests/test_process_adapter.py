@@ -16,6 +16,7 @@ import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +24,13 @@ import jsonschema
 import pytest
 
 from msgin5g_conformance import cli
-from msgin5g_conformance.coapnode import FastTuning
 from msgin5g_conformance.engine.session import Session
 from msgin5g_conformance.engine.verdict import Verdict
 from msgin5g_conformance.errors import HarnessError, UsageError
 from msgin5g_conformance.spec.loader import load_testcase
+from msgin5g_conformance.wire.endpoint import CoapTimers
 from msgin5g_conformance.world.profile import Profile
-from msgin5g_conformance.world.topology import Topology, claim_block
+from msgin5g_conformance.world.topology import Address, CaseAddresses, claim_block
 from sut_adapters import process
 from sut_adapters.base import ClientInfo, NotSupported, SutEnvironment
 from sut_adapters.process import ProcessAdapter, load_sut_profile, message_names, message_problem
@@ -139,22 +140,35 @@ def wait_gone(pids: list[int], timeout: float = 5.0) -> list[int]:
         time.sleep(0.05)
 
 
+@dataclass(frozen=True)
+class Env:
+    """The environment a SUT gets from a session, and where the tester's nodes would be."""
+
+    sut: SutEnvironment
+    addresses: CaseAddresses
+
+    def address(self, node: str) -> Address:
+        return self.addresses.address(node)
+
+
 @contextlib.contextmanager
-def environment(profile: Profile) -> Iterator[SutEnvironment]:
+def environment(profile: Profile) -> Iterator[Env]:
     """A claimed address block and the environment a SUT gets from a session."""
     block = claim_block(profile.port)
     try:
-        topology = Topology(block, profile.port, profile.alt_port)
-        yield SutEnvironment(profile, topology, FastTuning(0.15, 2), lambda address: None)
+        run = CaseAddresses(block.run_space(), profile.port, profile.alt_port, (), ())
+        case = CaseAddresses(block.open_space(256), profile.port, profile.alt_port, (), ())
+        endpoints = {n: run.address(n) for n in ("sut.pc5", "sut.uu", "sut.cue")}
+        yield Env(SutEnvironment(profile, CoapTimers(0.15, 2), endpoints), case)
     finally:
         block.release()
 
 
-def drive(profile: Profile, adapter: ProcessAdapter, script: Callable[[SutEnvironment], Awaitable[Any]]) -> Any:
+def drive(profile: Profile, adapter: ProcessAdapter, script: Callable[[Env], Awaitable[Any]]) -> Any:
     """Start the adapter, run ``script`` and always stop it; every call bounded by BOUND_S."""
 
-    async def main(env: SutEnvironment) -> Any:
-        await asyncio.wait_for(adapter.start(env), BOUND_S)
+    async def main(env: Env) -> Any:
+        await asyncio.wait_for(adapter.start(env.sut), BOUND_S)
         try:
             return await asyncio.wait_for(script(env), BOUND_S)
         finally:
@@ -168,7 +182,7 @@ def run_cases(profile: Profile, adapter: ProcessAdapter, cases: list[Path], pcap
     """Run test cases through a Session, as the CLI and the plugin do."""
     loaded = [load_testcase(c, profile) for c in cases]
     with Session(profile, adapter, pcap_dir=pcaps) as session:
-        return [session.run_case(c) for c in loaded]
+        return session.run_cases(loaded)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -205,8 +219,8 @@ def test_example_messages_validate_both_ways(fast_profile: Profile) -> None:
     adapter = ProcessAdapter(EXAMPLE)
     seen: dict[str, Any] = {}
 
-    async def script(env: SutEnvironment) -> None:
-        cue1 = ClientInfo("cue1", fast_profile.client_address("cue1"), env.topology.address("cue1"))
+    async def script(env: Env) -> None:
+        cue1 = ClientInfo("cue1", fast_profile.client_address("cue1"), env.address("cue1"))
         await adapter.reset("relay")
         await adapter.establish_link(cue1)
         await adapter.release_link(cue1)
@@ -239,7 +253,7 @@ def test_unknown_op_is_answered_unknown_op(fast_profile: Profile) -> None:
     """The example answers an operation it does not know with unknown-op, and keeps running."""
     adapter = ProcessAdapter(EXAMPLE)
 
-    async def script(env: SutEnvironment) -> None:
+    async def script(env: Env) -> None:
         await adapter.reset("relay")
         with pytest.raises(HarnessError, match="unknown-op"):
             await adapter.call("frobnicate", {"when": "now"})
@@ -420,9 +434,9 @@ def test_tcp_control_socket(fast_profile: Profile, tmp_path: Path) -> None:
     )
     adapter = ProcessAdapter(profile)
 
-    async def script(env: SutEnvironment) -> str:
+    async def script(env: Env) -> str:
         await adapter.reset("relay")
-        await adapter.establish_link(ClientInfo("cue1", "cue1.example", env.topology.address("cue1")))
+        await adapter.establish_link(ClientInfo("cue1", "cue1.example", env.address("cue1")))
         return adapter.log_text()
 
     log = drive(fast_profile, adapter, script)
@@ -452,7 +466,7 @@ def test_control_none_uses_fixed_endpoints(fast_profile: Profile, tmp_path: Path
         )
         adapter = ProcessAdapter(profile)
 
-        async def script(env: SutEnvironment) -> Any:
+        async def script(env: Env) -> Any:
             await adapter.reset("gateway")
             with pytest.raises(NotSupported, match="control: none"):
                 await adapter.send_bulk_now()

@@ -16,9 +16,9 @@ from typing import Any, Protocol
 
 import pytest
 
-from msgin5g_conformance.coapnode import CoapNode, FastTuning
 from msgin5g_conformance.wire.capture.record import Address
 from msgin5g_conformance.wire.codec import CoapMessage
+from msgin5g_conformance.wire.endpoint import CoapTimers
 from msgin5g_conformance.wire.numbers import (
     Code,
     MessageType,
@@ -30,10 +30,12 @@ from msgin5g_conformance.wire.numbers import (
     is_response,
 )
 from msgin5g_conformance.world.profile import Profile, load_profile
-from msgin5g_conformance.world.topology import Topology, claim_block
+from msgin5g_conformance.world.topology import CaseAddresses, claim_block
 from sut_adapters import faulty_cue, faulty_gateway
-from sut_adapters.base import SutEnvironment
+from sut_adapters.base import CaseWorld, ClientInfo, SutEnvironment
 from sut_adapters.reference import ReferenceAdapter
+from sut_adapters.reference.coapnode import CoapNode, FastTuning
+from sut_adapters.reference.common import RoleContext
 from sut_adapters.reference.cue import ReferenceConstrainedUE
 from sut_adapters.reference.gateway import ReferenceGateway
 
@@ -81,9 +83,22 @@ class Bench:
     def __init__(self, profile: Profile) -> None:
         self.profile = profile
         self.block = claim_block(profile.port)
-        self.topology = Topology(self.block, profile.port, profile.alt_port)
-        self.env = SutEnvironment(profile, self.topology, FastTuning(0.15, 2), lambda a: None)
+        self.topology = CaseAddresses(self.block.open_space(256), profile.port, profile.alt_port, (), ())
+        self.world = self.world_for("relay")
+        self.env = RoleContext(profile, FastTuning(0.15, 2), self.world)
+        self.sut_env = SutEnvironment(profile, CoapTimers(0.15, 2), self.world.endpoints)
         self.running: list[_Stoppable] = []
+
+    def world_for(self, role: str) -> CaseWorld:
+        return CaseWorld(
+            role,
+            {n: self.topology.address(n) for n in ("sut.pc5", "sut.uu", "sut.cue")},
+            {n: self.topology.address(n) for n in ("scms", "relay")},
+            lambda address: None,
+        )
+
+    def client(self, node: str) -> ClientInfo:
+        return ClientInfo(node, self.profile.client_address(node), self.topology.address(node))
 
     async def peer(
         self, node: str, answer: Callable[[CoapNode, CoapMessage, Address], None] | None = None, port: int | None = None
@@ -97,13 +112,13 @@ class Bench:
         return p
 
     async def gateway(self, cls: type[ReferenceGateway] = ReferenceGateway) -> ReferenceGateway:
-        gw = cls(self.env, self.topology.address("sut.pc5"), self.topology.address("sut.uu"))
+        gw = cls(self.env)
         self.running.append(gw)
         await gw.start()
         return gw
 
     async def cue(self, cls: type[ReferenceConstrainedUE] = ReferenceConstrainedUE) -> ReferenceConstrainedUE:
-        ue = cls(self.env, self.topology.address("sut.cue"))
+        ue = cls(self.env)
         self.running.append(ue)
         await ue.start()
         return ue
@@ -425,15 +440,17 @@ def test_adapter_runs_both_new_roles() -> None:
 
     async def test(b: Bench) -> None:
         adapter = ReferenceAdapter()
-        await adapter.start(b.env)
+        await adapter.start(b.sut_env)
         try:
-            await adapter.reset("gateway")
-            assert isinstance(adapter.impl, ReferenceGateway)
-            await adapter.establish_link(b.env.client("cue1"))
-            await adapter.send_bulk_now()
-            await adapter.reset("constrained-ue")
-            assert await adapter.read_configuration() == {"status": "none", "configuration": None}
-            assert set(adapter.endpoints()) == {"sut.cue"}
+            gw = await adapter.open_case(b.world_for("gateway"))
+            assert isinstance(gw.impl, ReferenceGateway)
+            await gw.establish_link(b.client("cue1"))
+            await gw.send_bulk_now()
+            await gw.close()
+            ue = await adapter.open_case(b.world_for("constrained-ue"))
+            assert await ue.read_configuration() == {"status": "none", "configuration": None}
+            assert set(ue.endpoints()) == {"sut.cue"}
+            await ue.close()
         finally:
             await adapter.stop()
 

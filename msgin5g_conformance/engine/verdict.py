@@ -61,6 +61,8 @@ class StepResult:
     duration_s: float = 0.0
     node: str | None = None  # expect: the node that should have received; send: the sender
     peer: str | None = None  # expect: the SUT endpoint it should have come from; send: destination
+    requirements: tuple[str, ...] = ()  # the requirements this check decides
+    covered_ms: float | None = None  # absence checks: how long the discard was proved for
 
 
 @dataclass
@@ -91,3 +93,12 @@ class CaseResult:
             f"{r['dst']}  {r['summary']}"
             for r in self.exchange
         ]
+
+
+def merge(results: list[StepResult]) -> tuple[Verdict, StepResult | None]:
+    """The one merge of a case: the worst verdict of its checks and the first check that set it."""
+    verdict, decisive = Verdict.PASS, None
+    for r in results:
+        if r.verdict.rank > verdict.rank:
+            verdict, decisive = r.verdict, r
+    return verdict, decisive

@@ -19,12 +19,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from msgin5g_conformance.coapnode import CoapNode
 from msgin5g_conformance.errors import HarnessError
 from msgin5g_conformance.schemacheck import file_validator
 from msgin5g_conformance.wire.capture.record import Address
 from msgin5g_conformance.wire.codec import CoapMessage
-from msgin5g_conformance.wire.numbers import Code, MessageType, OptionNumber, code_to_str, decode_uint, encode_uint
+from msgin5g_conformance.wire.endpoint import Endpoint
+from msgin5g_conformance.wire.numbers import Code, OptionNumber, code_to_str, decode_uint, encode_uint, is_request
 from msgin5g_conformance.world.profile import Profile
 
 ANSWER_CODES = {"document": Code.CONTENT, "forbidden": Code.FORBIDDEN, "unknown": Code.NOT_FOUND}
@@ -99,27 +99,29 @@ class ScmServer:
 
     # -- protocol ---------------------------------------------------------------------------
 
-    def handle(self, node: CoapNode, msg: CoapMessage, src: Address) -> None:
-        if not (0 < msg.code < 32):  # only requests are served
-            return
+    def respond(self, node: Endpoint, msg: CoapMessage, src: Address) -> CoapMessage | None:
+        """The endpoint's handler: the answer to a request (the endpoint piggybacks it on the
+        ACK of a CON, or sends it separately, RFC 7252 5.2), None for anything else."""
+        if not is_request(msg.code):  # only requests are served
+            return None
         try:
-            self._serve(node, msg, src)
+            return self._serve(msg)
         except HarnessError as exc:
             self.errors.append(str(exc))
             self.log.append(f"scms: {exc}")
-            node.reply(msg, self._response(msg, Code.INTERNAL_SERVER_ERROR, [], b""), src)
+            return self._response(msg, Code.INTERNAL_SERVER_ERROR, [], b"")
 
-    def _response(self, req: CoapMessage, code: int, options: list[tuple[int, bytes]], payload: bytes) -> CoapMessage:
-        mtype = MessageType.NON if req.mtype == MessageType.NON else MessageType.CON
-        return CoapMessage(mtype, code, 0, req.token, tuple(sorted(options, key=lambda o: o[0])), payload)
+    @staticmethod
+    def _response(req: CoapMessage, code: int, options: list[tuple[int, bytes]], payload: bytes) -> CoapMessage:
+        # type and Message ID are the endpoint's business (piggybacked, separate or NON)
+        return CoapMessage(req.mtype, code, 0, req.token, tuple(sorted(options, key=lambda o: o[0])), payload)
 
-    def _serve(self, node: CoapNode, req: CoapMessage, src: Address) -> None:
+    def _serve(self, req: CoapMessage) -> CoapMessage:
         path = req.uri_path()
         queries = req.uri_query()
         p = self.profile
         if req.code != Code.GET:
-            node.reply(req, self._response(req, Code.METHOD_NOT_ALLOWED, [], b""), src)
-            return
+            return self._response(req, Code.METHOD_NOT_ALLOWED, [], b"")
         ids = self.ue_ids(queries)
         options: list[tuple[int, bytes]] = []
         if path == p.bulk_path:
@@ -137,11 +139,10 @@ class ScmServer:
                 options.append((OptionNumber.CONTENT_FORMAT, encode_uint(p.content_format)))
             self.log.append(f"scms: single answer {code_to_str(code)} for {ids[0]}")
         else:
-            node.reply(req, self._response(req, Code.NOT_FOUND, [], b""), src)
             self.log.append(f"scms: 4.04 for path /{'/'.join(path)}")
-            return
+            return self._response(req, Code.NOT_FOUND, [], b"")
         options, payload = self._block(req, options, payload)
-        node.reply(req, self._response(req, code, options, payload), src)
+        return self._response(req, code, options, payload)
 
     @staticmethod
     def _block_note(req: CoapMessage) -> str:

@@ -9,12 +9,11 @@ senders and receivers are on the right side of the SUT).
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from msgin5g_conformance import schemacheck, yamlsource
+from msgin5g_conformance import roles, schemacheck, yamlsource
 from msgin5g_conformance.errors import DefinitionError, Problem
 from msgin5g_conformance.spec.model import (
     ExpectNothingStep,
@@ -28,10 +27,10 @@ from msgin5g_conformance.spec.model import (
 from msgin5g_conformance.spec.requirements import catalogue
 from msgin5g_conformance.spec.templates import VARIABLE, TemplateError, expand_range
 from msgin5g_conformance.wire.numbers import OPTION_NAMES, parse_code
+from msgin5g_conformance.world import nodes
 from msgin5g_conformance.world.profile import Profile, condition_holds
 
-TESTER_NODE = re.compile(r"^(cue[1-9][0-9]?|cue_nolink|scms|scms_alt|relay)$")
-SUT_NODES = {"relay": {"sut.pc5", "sut.uu"}, "gateway": {"sut.pc5", "sut.uu"}, "constrained-ue": {"sut.cue"}}
+SUT_NODES = {role: set(names) for role, names in nodes.SUT_ENDPOINTS.items()}
 UPPER_OPS_NEEDING_CLIENT = {"establish_link", "release_link"}
 
 
@@ -52,6 +51,7 @@ class _Checker:
         self.profile = profile
         self.problems: list[Problem] = []
         self.captured: set[str] = set()
+        self.sent_payloads: list[Any] = []  # payload templates of the sends so far
         self.excluded = False  # the profile's values exclude the case (applicability)
         self.role: str = located.data.get("role", "relay")
 
@@ -66,7 +66,7 @@ class _Checker:
     def variable(self, name: str, path: tuple[str | int, ...]) -> None:
         head, _, rest = name.partition(".")
         if head == "addr" or head == "config":
-            if not (TESTER_NODE.match(rest) or (head == "addr" and rest == "sut")):
+            if not (nodes.is_tester_node(rest) or (head == "addr" and rest == "sut")):
                 self.add(path, f"expected ${{{head}.NODE}} with a tester node name, found ${{{name}}}")
         elif head == "ue_uri":
             try:
@@ -89,8 +89,11 @@ class _Checker:
             self.add(path, f"expected a variable captured by an earlier step, found undefined ${{{name}}}")
 
     def node(self, name: str, path: tuple[str | int, ...], side: str) -> None:
-        if side == "tester" and not TESTER_NODE.match(name):
-            self.add(path, f"expected a tester node (cueN, cue_nolink, scms, scms_alt, relay), found {name!r}")
+        if side == "tester" and not nodes.is_tester_node(name):
+            self.add(
+                path,
+                f"expected a tester node (cue1..cue{nodes.MAX_CUE}, cue_nolink, scms, scms_alt, relay), found {name!r}",
+            )
         if side == "sut":
             allowed = SUT_NODES.get(self.role, set())
             if name not in allowed:
@@ -179,6 +182,10 @@ class _Checker:
             self.node(body["to"], (*bpath, "to"), "sut")
             msg = {k: v for k, v in body.items() if k not in ("from", "to")}
             self.message(msg, bpath, sending=True)
+            if msg.get("type") in ("ACK", "RST") and "mid" not in msg:
+                self.add((*bpath, "type"), f"expected a mid for an {msg['type']} (it answers a message), found none")
+            if not in_control and msg.get("payload"):
+                self.sent_payloads.append(msg["payload"])
             return SendStep(index, line, body["from"], body["to"], msg)
         if kind == "expect":
             self.node(body["at"], (*bpath, "at"), "tester")
@@ -229,6 +236,15 @@ class _Checker:
             control.append(s)
         if not any(isinstance(c, ExpectStep) for c in control):
             self.add((*bpath, "control"), "expected a positive control with at least one expect, found none")
+        for i, c in enumerate(control):
+            # The engine tells the discarded message from the control by payload (and a copy of
+            # the control from the discarded message): they must differ.
+            if isinstance(c, SendStep) and c.message.get("payload") and c.message["payload"] in self.sent_payloads:
+                self.add(
+                    (*bpath, "control", i, "send", "payload"),
+                    "expected a control payload that differs from every payload sent before it, found one sent "
+                    "earlier (the discarded message and the control must be told apart)",
+                )
         return ExpectNothingStep(index, line, tuple(body["at"]), body.get("window_ms"), tuple(control))
 
 
@@ -288,6 +304,8 @@ def load_located(located: yamlsource.Located, text: str, profile: Profile | None
         ch.node(n, ("preconditions", "links", i), "tester")
     for n in pre.get("configurations", {}):
         ch.node(n, ("preconditions", "configurations", n), "tester")
+    for i, n in enumerate(pre.get("hold_ack", [])):
+        ch.node(n, ("preconditions", "hold_ack", i), "tester")
     for key, want in app.get("profile", {}).items():
         if isinstance(want, dict) and (
             not want
@@ -329,6 +347,8 @@ def load_located(located: yamlsource.Located, text: str, profile: Profile | None
         links=tuple(pre.get("links", [])),
         configurations=dict(pre.get("configurations", {})),
         steps=steps,
+        scms_mode=pre.get("scms", roles.DEFAULT_SCMS_MODE[d["role"]]),
+        hold_ack=tuple(pre.get("hold_ack", [])),
         file=located.file,
         line=located.line_of(["id"]) or 1,
         sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),

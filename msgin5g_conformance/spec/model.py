@@ -77,13 +77,15 @@ class TestCase:
     links: tuple[str, ...]
     configurations: dict[str, str]
     steps: tuple[Step, ...]
+    scms_mode: str  # scripted | piggybacked | separate (roles/__init__.py)
+    hold_ack: tuple[str, ...]  # tester nodes that leave acknowledging to the steps
     file: str
     line: int
     sha256: str
 
     def nodes(self) -> set[str]:
         """Every node name the case uses."""
-        names: set[str] = set(self.links) | set(self.configurations)
+        names: set[str] = set(self.links) | set(self.configurations) | set(self.hold_ack)
 
         def visit(step: Step) -> None:
             if isinstance(step, SendStep):

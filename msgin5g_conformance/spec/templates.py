@@ -30,6 +30,7 @@ from msgin5g_conformance.wire.numbers import (
     option_name,
     parse_code,
 )
+from msgin5g_conformance.world import nodes
 from msgin5g_conformance.world.profile import Profile
 
 VARIABLE = re.compile(r"\$\{([A-Za-z_](?:[A-Za-z0-9_.-]|\{min_batch\})*)\}")
@@ -137,7 +138,7 @@ class Bindings:
         raise TemplateError(f"no schema file {ref!r}")
 
 
-RANGE = re.compile(r"^cue([1-9][0-9]?)\.\.cue([1-9][0-9]?|\{min_batch\})$")
+RANGE = re.compile(r"^cue([1-9][0-9]{0,3})\.\.cue([1-9][0-9]{0,3}|\{min_batch\})$")
 
 
 def expand_range(text: str, profile: Profile | None) -> list[str]:
@@ -152,8 +153,8 @@ def expand_range(text: str, profile: Profile | None) -> list[str]:
         last = profile.min_batch
     else:
         last = int(m.group(2))
-    if not 1 <= first <= last <= 99:
-        raise TemplateError(f"expected a range within cue1..cue99, found {text!r} ({first}..{last})")
+    if not 1 <= first <= last <= nodes.MAX_CUE:
+        raise TemplateError(f"expected a range within cue1..cue{nodes.MAX_CUE}, found {text!r} ({first}..{last})")
     return [f"cue{i}" for i in range(first, last + 1)]
 
 

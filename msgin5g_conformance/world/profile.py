@@ -16,6 +16,7 @@ from typing import Any
 
 from msgin5g_conformance import schemacheck, yamlsource
 from msgin5g_conformance.errors import DefinitionError, Problem
+from msgin5g_conformance.wire.endpoint import CoapTimers
 from msgin5g_conformance.wire.numbers import parse_code
 
 DEFAULT_PROFILE = "default-profile.yaml"
@@ -23,10 +24,17 @@ DEFAULT_PROFILE = "default-profile.yaml"
 
 @dataclass(frozen=True)
 class Timers:
-    response_ms: int
-    absence_window_ms: int
-    ack_timeout_ms: int
-    max_retransmit: int
+    response_ms: int  # how long an expectation waits
+    absence_window_ms: int  # quiet time of an absence check before its positive control
+    ack_timeout_ms: int  # the tester's CON ACK_TIMEOUT (RFC 7252 4.8)
+    max_retransmit: int  # the tester's CON MAX_RETRANSMIT (RFC 7252 4.8)
+    late_window_ms: int = 300  # listeners stay up this long after a case's last step
+    ack_bound_ms: int = 1050  # the SUT acknowledges or resets a tester CON within this (RFC 7252 4.2)
+    sut_max_retransmit: int = 4  # RFC 7252 4.8 default MAX_RETRANSMIT of the SUT
+
+    @property
+    def coap(self) -> CoapTimers:
+        return CoapTimers(self.ack_timeout_ms / 1000, self.max_retransmit)
 
 
 @dataclass(frozen=True)
@@ -212,7 +220,16 @@ def load_profile(path: str | Path | None = None) -> Profile:
         scm_forbidden=frozenset(d["scm_s"]["forbidden"]),
         scm_unknown=frozenset(d["scm_s"]["unknown"]),
         block_size=d["scm_s"]["block_size"],
-        timers=Timers(t["response_ms"], t["absence_window_ms"], t["ack_timeout_ms"], t["max_retransmit"]),
+        timers=Timers(
+            t["response_ms"],
+            t["absence_window_ms"],
+            t["ack_timeout_ms"],
+            t["max_retransmit"],
+            late_window_ms=t.get("late_window_ms", 300),
+            # RFC 7252 4.8.2 MAX_TRANSMIT_WAIT with ACK_RANDOM_FACTOR 1, unless the profile says
+            ack_bound_ms=t.get("ack_bound_ms", t["ack_timeout_ms"] * (2 ** (t["max_retransmit"] + 1) - 1)),
+            sut_max_retransmit=t.get("sut_max_retransmit", 4),
+        ),
         raw=d,
     )
 

@@ -9,13 +9,38 @@ still override exactly one decision of one role.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
-from msgin5g_conformance.coapnode import CoapNode
 from msgin5g_conformance.wire.capture.record import Address
 from msgin5g_conformance.wire.codec import CoapMessage
 from msgin5g_conformance.wire.numbers import OPTION_FORMATS, Code, MessageType, code_name, is_critical
 from msgin5g_conformance.world.profile import Profile
-from sut_adapters.base import ClientInfo
+from sut_adapters.base import CaseWorld, ClientInfo
+from sut_adapters.reference.coapnode import CoapNode, FastTuning
+
+
+@dataclass(frozen=True)
+class RoleContext:
+    """What one reference implementation needs for one test case: the profile, CON timing,
+    its endpoints and the tester's peers."""
+
+    profile: Profile
+    tuning: FastTuning
+    world: CaseWorld
+
+    def endpoint(self, name: str) -> Address:
+        return self.world.endpoints[name]
+
+    @property
+    def scm_s(self) -> Address:
+        return self.world.peers["scms"]
+
+    @property
+    def relay(self) -> Address:
+        return self.world.peers["relay"]
+
+    def client_lookup(self, address: str) -> ClientInfo | None:
+        return self.world.client_lookup(address)
 
 
 class EndpointRules:

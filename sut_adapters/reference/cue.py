@@ -17,7 +17,6 @@ import json
 import os
 from typing import Any
 
-from msgin5g_conformance.coapnode import CoapNode
 from msgin5g_conformance.schemacheck import file_validator
 from msgin5g_conformance.wire.capture.record import Address
 from msgin5g_conformance.wire.codec import CoapMessage
@@ -29,9 +28,9 @@ from msgin5g_conformance.wire.numbers import (
     code_to_str,
     is_response,
 )
-from sut_adapters.base import SutEnvironment
+from sut_adapters.reference.coapnode import CoapNode
 
-from .common import EndpointRules
+from .common import EndpointRules, RoleContext
 
 Option = tuple[int, bytes]
 
@@ -44,11 +43,11 @@ class ReferenceConstrainedUE(EndpointRules):
 
     LABEL = "cue"
 
-    def __init__(self, env: SutEnvironment, address: Address) -> None:
+    def __init__(self, env: RoleContext) -> None:
         EndpointRules.__init__(self)
         self.env = env
         self.profile = env.profile
-        self.address = address
+        self.address = env.endpoint("sut.cue")
         self.ue_id = self.profile.sut_ue_address
         self.node: CoapNode | None = None
         self.token: bytes | None = None
@@ -76,7 +75,7 @@ class ReferenceConstrainedUE(EndpointRules):
         """Send the configuration GET towards the SCM-S through the relay (6.2.2.2, 6.2.1.2)."""
         self.token = os.urandom(4)
         request = CoapMessage(MessageType.CON, Code.GET, 0, self.token, self.request_options())
-        relay = self.env.topology.address("relay")
+        relay = self.env.relay
         self.sending_node().send(request, relay)
         self.note(f"sent configuration GET token={self.token.hex()} to the relay at {relay}")
 

@@ -22,7 +22,6 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from msgin5g_conformance.coapnode import CoapNode
 from msgin5g_conformance.schemacheck import file_validator
 from msgin5g_conformance.wire.capture.record import Address
 from msgin5g_conformance.wire.codec import CoapMessage
@@ -36,9 +35,9 @@ from msgin5g_conformance.wire.numbers import (
     is_request,
     is_response,
 )
-from sut_adapters.base import SutEnvironment
+from sut_adapters.reference.coapnode import CoapNode
 
-from .common import EndpointRules, LinkTable
+from .common import EndpointRules, LinkTable, RoleContext
 
 Option = tuple[int, bytes]
 
@@ -81,13 +80,13 @@ class ReferenceGateway(EndpointRules, LinkTable):
     MAX_BLOCKS = 64
     TRANSFER_TIMEOUT_S = 5.0
 
-    def __init__(self, env: SutEnvironment, pc5: Address, uu: Address) -> None:
+    def __init__(self, env: RoleContext) -> None:
         EndpointRules.__init__(self)
         LinkTable.__init__(self)
         self.env = env
         self.profile = env.profile
-        self.pc5_address = pc5
-        self.uu_address = uu
+        self.pc5_address = env.endpoint("sut.pc5")
+        self.uu_address = env.endpoint("sut.uu")
         self.cache: dict[str, CachedRequest] = {}
         self.outstanding: dict[bytes, BulkExchange] = {}
         self.exchanges: list[BulkExchange] = []

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 
-from msgin5g_conformance.coapnode import CoapNode
 from msgin5g_conformance.wire.capture.record import Address
 from msgin5g_conformance.wire.codec import CoapMessage
 from msgin5g_conformance.wire.numbers import (
@@ -27,9 +26,10 @@ from msgin5g_conformance.wire.numbers import (
     is_request,
     is_response,
 )
-from sut_adapters.base import ClientInfo, SutEnvironment
+from sut_adapters.base import ClientInfo
+from sut_adapters.reference.coapnode import CoapNode
 
-from .common import EndpointRules, LinkTable
+from .common import EndpointRules, LinkTable, RoleContext
 
 
 class ReferenceRelay(EndpointRules, LinkTable):
@@ -37,13 +37,13 @@ class ReferenceRelay(EndpointRules, LinkTable):
 
     LABEL = "relay"
 
-    def __init__(self, env: SutEnvironment, pc5: Address, uu: Address) -> None:
+    def __init__(self, env: RoleContext) -> None:
         EndpointRules.__init__(self)
         LinkTable.__init__(self)
         self.env = env
         self.profile = env.profile
-        self.pc5_address = pc5
-        self.uu_address = uu
+        self.pc5_address = env.endpoint("sut.pc5")
+        self.uu_address = env.endpoint("sut.uu")
         self.pc5: CoapNode | None = None
         self.uu: CoapNode | None = None
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
+from typing import Protocol
 
 Address = tuple[str, int]
 
@@ -23,6 +24,12 @@ class Datagram:
     src: Address
     dst: Address
     data: bytes
+
+
+class ThreadsafeSink(Protocol):
+    """Where a capture thread hands datagrams (a :class:`Recorder`, or the session's router)."""
+
+    def append_threadsafe(self, src: Address, dst: Address, data: bytes, when: float) -> None: ...
 
 
 class Recorder:
@@ -66,6 +73,9 @@ class Recorder:
     def since(self, start: int) -> list[Datagram]:
         """Datagrams with sequence numbers from ``start`` on (no full copy)."""
         return self._items[start:]
+
+    def datagrams_at(self, seq: int) -> Datagram:
+        return self._items[seq]
 
     def before(self, end: int) -> list[Datagram]:
         return self._items[:end]

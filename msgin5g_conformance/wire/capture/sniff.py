@@ -29,7 +29,7 @@ from typing import Any
 
 from msgin5g_conformance.errors import HarnessError
 from msgin5g_conformance.wire.capture.pcap import SUPPORTED_LINKTYPES, decode_frame
-from msgin5g_conformance.wire.capture.record import Address, Recorder
+from msgin5g_conformance.wire.capture.record import Address, Recorder, ThreadsafeSink
 
 __all__ = ["CaptureError", "LoopbackSniffer", "sniff_available"]
 
@@ -191,7 +191,7 @@ class LoopbackSniffer:
 
     def __init__(
         self,
-        recorder: Recorder,
+        recorder: Recorder | ThreadsafeSink,
         addresses: str | Collection[str] | None = None,
         port_hint: int | None = None,
         iface: str = "lo",
@@ -304,6 +304,18 @@ class LoopbackSniffer:
             )
         if self._truncated:
             raise CaptureError(f"{self._truncated} datagram(s) were longer than the capture snapshot length")
+
+    def flush(self, timeout: float = 2.0) -> None:
+        """A barrier while running: every datagram that crossed ``lo`` before this call has been
+        handed to the recorder when it returns.
+
+        :raises CaptureError: the drain marker did not come back within ``timeout``.
+        """
+        if self._sniffer is None:
+            return
+        self._drained.clear()
+        if not self._drain(time.monotonic() + timeout):
+            raise CaptureError(f"the drain marker did not come back within {timeout} s; datagrams may be missing")
 
     def __enter__(self) -> LoopbackSniffer:
         self.start()

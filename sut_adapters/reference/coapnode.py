@@ -1,6 +1,8 @@
-"""One CoAP endpoint on one loopback address and port, built on aiocoap's UDP transport.
+"""One CoAP endpoint of the embedded reference SUT, built on aiocoap's UDP transport.
 
-Used by the lower tester (every node the harness plays) and by the embedded reference SUTs.
+The reference SUT runs on a real, independent CoAP stack on purpose: aiocoap is not the
+harness's lower tester (that is :mod:`msgin5g_conformance.wire.endpoint`, which owns its message
+layer), so the reference and the tester do not share one implementation's mistakes.
 aiocoap does the message layer (Message IDs, ACKs, CON retransmission, de-duplication); this
 module works below its request/response matching, because a relay routes responses by the
 recipient option, not by a token it issued:
@@ -32,6 +34,7 @@ from aiocoap.transports.udp6 import UDP6EndpointAddress
 
 from msgin5g_conformance.wire import codec
 from msgin5g_conformance.wire.capture.record import Address, Recorder
+from msgin5g_conformance.wire.endpoint import CoapTimers
 from msgin5g_conformance.wire.numbers import MessageType
 
 log = logging.getLogger(__name__)
@@ -45,6 +48,10 @@ class FastTuning(TransportTuning):  # type: ignore[misc]
         self.ACK_RANDOM_FACTOR = 1.0
         self.MAX_RETRANSMIT = max_retransmit
         self.EMPTY_ACK_DELAY = 0.0
+
+    @classmethod
+    def of(cls, timers: CoapTimers) -> FastTuning:
+        return cls(timers.ack_timeout_s, timers.max_retransmit)
 
 
 def _plain(sockaddr: Any) -> Address:
@@ -94,6 +101,7 @@ class CoapNode:
         self._mi: Any = None
         self._next_mid = random.randrange(0x10000)
         self._current_raw: bytes | None = None
+        self._seen: set[tuple[Address, int, int]] = set()  # (source, MID, type) processed (one case)
 
     async def start(self) -> None:
         self._ctx = await aiocoap.Context.create_server_context(
@@ -163,8 +171,19 @@ class CoapNode:
         except codec.MalformedDatagram as exc:  # aiocoap accepted what the strict parse rejects
             log.info("%s: ignoring a datagram the strict parse rejects: %s", self.name, exc)
             return
+        src = _plain(message.remote.sockaddr)
+        if cm.mtype in (MessageType.CON, MessageType.NON):
+            # RFC 7252 4.5: a duplicate is processed once. aiocoap 0.4.17 hands a retransmitted
+            # CON response to the application again, so the reference deduplicates itself.
+            key = (src, cm.mid, cm.mtype)
+            if key in self._seen:
+                log.info(
+                    "%s: duplicate %s mid=0x%04x from %s not processed again", self.name, cm.mtype.name, cm.mid, src
+                )
+                return
+            self._seen.add(key)
         try:
-            self.on_message(self, cm, _plain(message.remote.sockaddr))
+            self.on_message(self, cm, src)
         except Exception:  # a handler bug must not kill the transport
             log.exception("%s: message handler failed", self.name)
 

@@ -1,0 +1,458 @@
+"""One test case run: its address range, tester nodes, SUT instance, record, and its verdict.
+
+The life of a case::
+
+    open      tester nodes on the case's own address range; the SUT opened for the case
+              (fresh state, the case's role); listeners on every other host of the range
+    steps     preconditions, then the steps in order (stopping at the first that does not pass)
+    finish    wait until every tester CON is acknowledged (or its bound passed), keep every
+              listener up for the late window, then judge what the steps did not account for:
+              message-layer bounds, absence checks over their whole interval, and every other
+              datagram the SUT sent anywhere in the range; close the SUT instance, write the pcap
+
+Only :meth:`finish` makes the verdict final. A session may open the next case while this one
+is in its late window (its addresses are its own, so nothing of one case is judged in another).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from msgin5g_conformance import roles
+from msgin5g_conformance.engine import steps
+from msgin5g_conformance.engine.matching import Arrival, Inbox, Kind, message_layer_violations
+from msgin5g_conformance.engine.verdict import CaseResult, Finding, StepResult, Verdict, merge
+from msgin5g_conformance.errors import HarnessError, NotApplicable
+from msgin5g_conformance.roles.scms import ScmServer
+from msgin5g_conformance.spec.model import TestCase, UpperStep
+from msgin5g_conformance.spec.templates import Bindings
+from msgin5g_conformance.wire import codec
+from msgin5g_conformance.wire.capture.pcap import write_pcap
+from msgin5g_conformance.wire.capture.record import Address, Recorder
+from msgin5g_conformance.wire.endpoint import Endpoint
+from msgin5g_conformance.wire.numbers import MessageType, code_to_str
+from msgin5g_conformance.world import nodes
+from msgin5g_conformance.world.topology import CaseAddresses, CaseSpace
+from sut_adapters.base import CaseWorld, ClientInfo, SutCase
+
+if TYPE_CHECKING:
+    from msgin5g_conformance.engine.session import Session
+
+log = logging.getLogger(__name__)
+
+OPEN_S = 10.0  # bound on opening the SUT for a case
+CLOSE_S = 5.0
+
+
+class CaseRun:
+    """Everything of one test case while it runs."""
+
+    def __init__(self, session: Session, case: TestCase, space: CaseSpace) -> None:
+        self.session = session
+        self.case = case
+        self.space = space
+        self.profile = session.profile
+        self.began = time.monotonic()
+        self.tester_names = roles.tester_nodes(case.role, case.nodes())
+        self.addresses = self._addresses(())
+        self.recorder = Recorder(limit=session.max_datagrams)
+        self.recorder.bind_loop(asyncio.get_running_loop())
+        self.inbox = Inbox(self.is_tester)
+        self.bindings = Bindings(self.profile, Path(case.file).parent, configurations=dict(case.configurations))
+        self.results: list[StepResult] = []
+        self.absences: list[steps.Absence] = []
+        self.nodes: dict[str, Endpoint] = {}
+        self.sinks: list[Endpoint] = []
+        self.sut: SutCase | None = None
+        self.scm: ScmServer | None = None
+        self.started: dict[int, float] = {}  # top-level step -> loop time it began
+        self.stopped_at: StepResult | None = None  # the step after which the case stopped
+        self._tester_addresses: set[Address] = set()
+        self._stimulus: tuple[int, float, bytes] | None = None
+        self.late_end: float | None = None  # wall time the late window ended
+        self.sut_log = ""
+
+    # -- addresses -------------------------------------------------------------------------------
+
+    def _addresses(self, sut: tuple[tuple[str, Address], ...]) -> CaseAddresses:
+        p = self.profile
+        return CaseAddresses(self.space, p.port, p.alt_port, tuple(self.tester_names), sut)
+
+    def is_tester(self, address: Address) -> bool:
+        return address in self._tester_addresses
+
+    def sut_endpoint(self, name: str) -> Address:
+        endpoints = self.addresses.sut_endpoints()
+        if name not in endpoints:
+            raise HarnessError(f"the SUT has no endpoint {name} in this case")
+        return endpoints[name]
+
+    def client_lookup(self, address: str) -> ClientInfo | None:
+        """Which tester client of this case a recipient address names (for SUTs that need a
+        directory, and faulty variants that route where they should not)."""
+        template = self.profile.client_address_template
+        head, _, tail = template.partition("{node}")
+        if not (address.startswith(head) and address.endswith(tail) and len(address) > len(head) + len(tail)):
+            return None
+        node = address[len(head) : len(address) - len(tail)] if tail else address[len(head) :]
+        if not nodes.is_tester_node(node) or node.startswith("scms"):
+            return None
+        return ClientInfo(node, address, self.addresses.address(node))
+
+    def _node_for_ue(self, ue_id: str) -> str | None:
+        info = self.client_lookup(ue_id)
+        return info.node if info is not None else None
+
+    # -- record ----------------------------------------------------------------------------------
+
+    def sync(self) -> None:
+        """Classify what the record holds and the inbox has not seen yet."""
+        self.inbox.feed(self.recorder.since(self.inbox_fed))
+
+    @property
+    def inbox_fed(self) -> int:
+        return self.inbox._fed
+
+    def stimulus(self, seq: int | None, payload: bytes) -> None:
+        """A send step put a datagram on the wire: an absence check that follows starts there."""
+        if seq is not None and seq < len(self.recorder):
+            self._stimulus = (seq + 1, self.recorder.datagrams_at(seq).time, payload)
+        else:
+            self._stimulus = (len(self.recorder), time.time(), payload)
+
+    def stimulus_mark(self) -> tuple[int, float, bytes]:
+        """Where an absence check starts: after the last stimulus (its capture number, time, payload)."""
+        if self._stimulus is None:
+            return len(self.recorder), time.time(), b""
+        return self._stimulus
+
+    # -- open --------------------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        s = self.session
+        record = s.router.record if s.capture_mode == "tap" else None
+        timers = self.profile.timers.coap
+        if "scms" in self.tester_names and self.case.scms_mode != "scripted":
+            self.scm = ScmServer(self.profile, self._node_for_ue, self.case.configurations)
+        for name in self.tester_names:
+            handler = self.scm.respond if (self.scm is not None and name == "scms") else None
+            ep = Endpoint(
+                name,
+                self.addresses.address(name),
+                timers,
+                record=record,
+                handler=handler,
+                auto_ack=name not in self.case.hold_ack,
+                separate=name == "scms" and self.case.scms_mode == "separate",
+            )
+            self._tester_addresses.add(ep.address)
+            try:
+                ep.open()
+            except OSError as exc:
+                raise HarnessError(f"tester node {name} cannot bind {ep.address[0]}:{ep.address[1]}: {exc}") from exc
+            self.nodes[name] = ep
+        world = CaseWorld(
+            role=self.case.role,
+            endpoints={n: self.addresses.address(n) for n in nodes.SUT_ENDPOINTS[self.case.role]},
+            peers={n: self.addresses.address(n) for n in nodes.ALL_PEERS},
+            client_lookup=self.client_lookup,
+        )
+        try:
+            self.sut = await asyncio.wait_for(s.adapter.open_case(world), OPEN_S)
+        except TimeoutError:
+            raise HarnessError(f"the SUT did not open for this case within {OPEN_S:.0f} s") from None
+        endpoints = dict(self.sut.endpoints())
+        missing = [n for n in nodes.SUT_ENDPOINTS[self.case.role] if n not in endpoints]
+        if missing:
+            raise HarnessError(f"the SUT gave no address for {', '.join(missing)} in role {self.case.role}")
+        self.addresses = self._addresses(tuple(sorted(endpoints.items())))
+        s.router.update(self)
+        for host in self.addresses.spare_hosts():
+            sink = Endpoint(nodes.ELSEWHERE, (host, self.profile.port), timers, record=record, listen_only=True)
+            try:
+                sink.open()
+            except OSError:
+                continue  # taken by something outside the harness: that address is not watched
+            self._tester_addresses.add(sink.address)
+            self.sinks.append(sink)
+
+    # -- steps -------------------------------------------------------------------------------------
+
+    async def run_steps(self) -> None:
+        loop = asyncio.get_running_loop()
+        for client in self.case.links:
+            r = await steps.run_step(self, UpperStep("pre", None, "establish_link", client, None))
+            self.results.append(r)
+            if r.verdict is not Verdict.PASS:
+                self.stopped_at = r
+                return
+        for step in self.case.steps:
+            self.started.setdefault(int(step.index.split("[")[0]), loop.time())
+            r = await steps.run_step(self, step)
+            self.results.append(r)
+            if r.verdict.rank >= Verdict.INCONCLUSIVE.rank:
+                self.stopped_at = r
+                return
+
+    # -- finish ------------------------------------------------------------------------------------
+
+    async def finish(self) -> CaseResult:
+        """Settle, wait out the late window, judge, close: the case's final result."""
+        await self.settle()
+        await self.late_window()
+        await self.session.flush_capture()
+        self.judge()
+        self.sut_log = self.sut.log_text() if self.sut is not None else self.session.adapter.log_text()
+        await self.close()
+        return self.result(self.write_pcap())
+
+    async def settle(self) -> None:
+        """A case does not end while one of its CONs waits for its ACK (up to the ACK bound)."""
+        bound = self.profile.timers.ack_bound_ms / 1000
+        for ep in self.nodes.values():
+            opened = ep.open_exchanges()
+            if opened:
+                await ep.settled(max(ex.sent_at for ex in opened) + bound)
+
+    async def late_window(self) -> None:
+        """Every listener stays up for the late window after the last step."""
+        await asyncio.sleep(self.session.late_window_s())
+        self.late_end = time.time()
+
+    def judge(self) -> None:
+        """What the steps did not account for, now that nothing more can arrive."""
+        self.sync()
+        p = self.profile
+        extra: list[StepResult] = []
+        for v in message_layer_violations(
+            self.inbox, p.timers.ack_bound_ms / 1000, p.timers.sut_max_retransmit, self.addresses.label
+        ):
+            extra.append(
+                StepResult(
+                    "message-layer",
+                    "message-layer",
+                    None,
+                    Verdict.FAIL,
+                    v.reason,
+                    datagram=v.datagram,
+                    findings=[v.finding],
+                    requirements=(v.requirement,),
+                )
+            )
+        violations: dict[int, list[Arrival]] = {}
+        unexpected: dict[str, list[Arrival]] = {}
+        for a in self.inbox.leftovers():
+            i = self._absence_of(a)
+            if i is not None:
+                violations.setdefault(i, []).append(a)
+            else:
+                code = a.message.code if a.message is not None and a.kind is not Kind.STRAY else None
+                unexpected.setdefault(roles.unaccounted_requirement(self.case.role, code), []).append(a)
+        self._judge_absences(violations)
+        if self.stopped_at is None:
+            for requirement, found in sorted(unexpected.items()):
+                a = found[0]
+                extra.append(
+                    StepResult(
+                        "end",
+                        "no-unexpected",
+                        None,
+                        Verdict.FAIL,
+                        f"{len(found)} unexpected message(s) from the SUT; first: datagram #{a.seq} at "
+                        f"{self.addresses.label(a.at)} from {self.addresses.label(a.datagram.src)}: {a.summary()}",
+                        datagram=a.seq,
+                        findings=[Finding("unexpected message", "none", a.summary(), False)],
+                        requirements=(requirement,),
+                    )
+                )
+            if not unexpected:
+                extra.append(
+                    StepResult(
+                        "end",
+                        "no-unexpected",
+                        None,
+                        Verdict.PASS,
+                        f"every datagram the SUT sent in the case's range until the end of the late window was "
+                        f"accounted for ({len(self.inbox.arrivals)} datagram(s))",
+                    )
+                )
+        extra.extend(self._capture_problems())
+        self.results.extend(extra)
+
+    def _absence_of(self, a: Arrival) -> int | None:
+        """The absence check a leftover breaks: one whose interval it falls in, arriving at a
+        watched node or carrying the discarded stimulus's payload (wherever it went)."""
+        payload = a.message.payload if a.message is not None else None
+        for i, ab in enumerate(self.absences):
+            if a.seq < ab.start_seq:
+                continue
+            if ab.stimulus_payload and payload == ab.stimulus_payload and not self._delivered(ab.stimulus_payload):
+                return i  # the discarded message itself, wherever it went
+            if a.at in ab.watched and not (payload and payload in ab.control_payloads):
+                return i  # (an extra copy of the control is not the discarded message)
+        return None
+
+    def _delivered(self, payload: bytes) -> bool:
+        """Whether a step took a message with this payload (then the stimulus was to be relayed,
+        and another copy of it is an extra message, not the discarded one)."""
+        return any(
+            x.taken_by is not None and x.message is not None and x.message.payload == payload
+            for x in self.inbox.arrivals
+        )
+
+    def _judge_absences(self, violations: dict[int, list[Arrival]]) -> None:
+        end = self.late_end or time.time()
+        for i, ab in enumerate(self.absences):
+            covered = (end - ab.start_time) * 1000
+            ab.result.covered_ms = round(covered, 1)
+            found = violations.get(i)
+            names = ", ".join(ab.names)
+            if found:
+                a = found[0]
+                more = f" ({len(found)} in all)" if len(found) > 1 else ""
+                ab.result.verdict = Verdict.FAIL
+                ab.result.reason = (
+                    f"expected nothing at {names} (nor the discarded message anywhere) from the stimulus until the "
+                    f"end of the late window ({covered:.0f} ms), but datagram #{a.seq} arrived at "
+                    f"{self.addresses.label(a.at)} from {self.addresses.label(a.datagram.src)} "
+                    f"{self._after(a, ab.start_time)}: {a.summary()}{more}"
+                )
+                ab.result.datagram = a.seq
+                ab.result.findings = [Finding("absence", f"nothing at {names}", a.summary(), False)]
+                for x in found:
+                    self.inbox.take(x, ab.result.index)
+            elif ab.result.verdict is Verdict.PASS:
+                ab.result.reason = (
+                    f"nothing arrived at {names} for {covered:.0f} ms, from the stimulus until the end of the late "
+                    f"window; the positive control arrived"
+                )
+
+    def _after(self, a: Arrival, start: float) -> str:
+        return f"{(a.datagram.time - start) * 1000:.0f} ms after the stimulus"
+
+    def _capture_problems(self) -> list[StepResult]:
+        out: list[StepResult] = []
+        if self.recorder.overflowed:
+            out.append(
+                StepResult(
+                    "capture",
+                    "capture",
+                    None,
+                    Verdict.FAIL,
+                    f"the SUT sent more than {self.session.max_datagrams} datagrams (flood); the capture stops there",
+                    requirements=self.case.requirements,
+                )
+            )
+        drops = sum(ep.drops for ep in (*self.nodes.values(), *self.sinks))
+        if drops:
+            out.append(
+                StepResult(
+                    "capture",
+                    "capture",
+                    None,
+                    Verdict.INCONCLUSIVE,
+                    f"the capture is incomplete: the kernel dropped {drops} datagram(s) for full receive buffers",
+                )
+            )
+        for ep in self.nodes.values():
+            for f in ep.failures:
+                out.append(
+                    StepResult(
+                        "transport",
+                        "transport",
+                        None,
+                        Verdict.ERROR,
+                        f"harness/set-up error: {f.node} could not send {f.size} bytes to {f.to[0]}:{f.to[1]}: "
+                        f"{f.reason} (errno {f.errno})",
+                    )
+                )
+        if self.scm is not None and self.scm.errors:
+            out.append(StepResult("scms", "scms", None, Verdict.ERROR, f"harness/set-up error: {self.scm.errors[0]}"))
+        return out
+
+    async def close(self) -> None:
+        """Release everything the case holds (after its late window)."""
+        if self.sut is not None:
+            sut, self.sut = self.sut, None
+            try:
+                await asyncio.wait_for(sut.close(), CLOSE_S)
+            except Exception as exc:  # closing must not hide the verdict
+                log.warning("closing the SUT for %s failed: %s", self.case.id, exc)
+        for ep in (*self.nodes.values(), *self.sinks):
+            ep.close()
+
+    def write_pcap(self) -> str | None:
+        pcap_dir = self.session.pcap_dir
+        if pcap_dir is None:
+            return None
+        path = str(pcap_dir / f"{self.case.id}.pcap")
+        with contextlib.suppress(FileExistsError):
+            pcap_dir.mkdir(parents=True, exist_ok=True)
+        write_pcap(path, self.recorder.datagrams)
+        return path
+
+    # -- result ------------------------------------------------------------------------------------
+
+    def result(self, pcap: str | None) -> CaseResult:
+        verdict, decisive = merge(self.results)
+        reason = decisive.reason if decisive else f"all {len(self.case.steps)} steps passed"
+        used = set(self.bindings.used) | {d for d in self.case.depends_on if d in self.profile.provisional}
+        r = self.session.result_for(self.case, verdict, reason, self.results, pcap, used, self.began)
+        r.decisive_step = decisive.index if decisive else None
+        r.decisive_datagram = decisive.datagram if decisive else None
+        r.sut_log = self.sut_log
+        r.exchange = self.describe()
+        return r
+
+    def describe(self) -> list[dict[str, Any]]:
+        """The exchange as structured records (reports draw sequence charts from these)."""
+        self.sync()
+        kinds = {a.seq: a.kind.value for a in self.inbox.arrivals}
+        out: list[dict[str, Any]] = []
+        datagrams = self.recorder.datagrams
+        t0 = datagrams[0].time if datagrams else 0.0
+        for d in datagrams:
+            rec: dict[str, Any] = {
+                "seq": d.seq,
+                "t_ms": round((d.time - t0) * 1000, 3),
+                "src": f"{d.src[0]}:{d.src[1]}",
+                "dst": f"{d.dst[0]}:{d.dst[1]}",
+                "src_node": self.addresses.label_of(d.src),
+                "dst_node": self.addresses.label_of(d.dst),
+                "hex": d.data.hex(),
+            }
+            if d.seq in kinds:
+                rec["layer"] = kinds[d.seq]
+            try:
+                m = codec.parse(d.data)
+            except codec.MalformedDatagram as exc:
+                rec.update(malformed=str(exc), summary=f"MALFORMED ({exc})")
+            else:
+                rcpt = m.option_values(self.profile.recipient_option)
+                rec.update(
+                    type=MessageType(m.mtype).name,
+                    code=code_to_str(m.code),
+                    mid=m.mid,
+                    token=m.token.hex(),
+                    recipient=rcpt[0].decode("utf-8", "replace") if rcpt else None,
+                    summary=m.summary(),
+                )
+            out.append(rec)
+        return out
+
+
+async def run_active(run: CaseRun) -> None:
+    """Open the case and run its steps (the part of a case that holds the SUT's attention)."""
+    try:
+        await run.open()
+        await run.run_steps()
+    except NotApplicable:
+        raise
+    except (HarnessError, OSError) as exc:
+        run.results.append(StepResult("setup", "setup", None, Verdict.ERROR, f"harness/set-up error: {exc}"))
+        run.stopped_at = run.results[-1]

@@ -1,0 +1,238 @@
+"""Matching: what each datagram of a test case is, which step it answers, and what is left over.
+
+Every datagram of the case's record is classified once, in order, by an :class:`Inbox` that
+models the CoAP message layer (RFC 7252 section 4) from the wire alone:
+
+* a message the SUT sent (request or response, CON, NON, or a response piggybacked on an ACK
+  that answers a tester CON) is a ``message``: a step must account for it;
+* a copy with the same source, destination and Message ID as an earlier one is a
+  ``duplicate`` (4.5): message-layer traffic, counted against the retransmission bound;
+* an empty ACK or an RST that answers a CON the tester sent (same Message ID, from the
+  endpoint the CON went to, 4.4) is ``ack`` / ``reset``: message-layer traffic;
+* a request for a later block of a block-wise transfer (RFC 7959 2.4: Block2 with NUM > 0, same
+  Uri-Path and Uri-Query as an earlier request to the same peer) is a ``continuation`` of that
+  exchange: the step that took the first request accounts for it;
+* an Empty CON is a ``ping`` (4.3); an ACK or RST that answers nothing the tester sent is a
+  ``stray``; bytes that are not a CoAP message are ``malformed``.
+
+Steps take messages out of the inbox (:meth:`Inbox.take`); at the end of the case, after the
+late window, whatever a step did not take is judged: message-layer bounds
+(:func:`message_layer_violations`), discards that did not happen (the absence checks), and
+everything else the SUT sent anywhere in the case's range (:meth:`Inbox.leftovers`).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from msgin5g_conformance.engine.verdict import Finding
+from msgin5g_conformance.wire import codec
+from msgin5g_conformance.wire.capture.record import Address, Datagram
+from msgin5g_conformance.wire.codec import CoapMessage
+from msgin5g_conformance.wire.numbers import MessageType, OptionNumber, code_name, decode_uint, is_request
+
+# Requirement ids of the message-layer checks (catalogue: data/requirements.yaml).
+REQ_ACK = "REQ-COAP-MSG-1"  # a CON is acknowledged or reset (RFC 7252 4.2)
+REQ_RETRANSMIT = "REQ-COAP-MSG-2"  # retransmission is bounded (RFC 7252 4.2, 4.8)
+REQ_MID = "REQ-COAP-MSG-3"  # a Message ID is not reused for another message (RFC 7252 4.4)
+
+
+class Kind(enum.Enum):
+    MESSAGE = "message"
+    DUPLICATE = "duplicate"
+    ACK = "ack"
+    RESET = "reset"
+    CONTINUATION = "continuation"
+    PING = "ping"
+    STRAY = "stray"
+    MALFORMED = "malformed"
+
+
+# What a step or the catch-all must account for; the rest is message-layer traffic.
+ACCOUNTABLE = frozenset({Kind.MESSAGE, Kind.STRAY, Kind.MALFORMED})
+
+
+@dataclass(eq=False)
+class Arrival:
+    """One datagram the SUT sent, as the message layer sees it."""
+
+    datagram: Datagram
+    kind: Kind
+    message: CoapMessage | None
+    error: str | None = None
+    answers: int | None = None  # seq of the tester CON an ACK/RST/piggybacked response answers
+    original: int | None = None  # seq of the first copy, for a duplicate
+    taken_by: str | None = None  # index of the step that accounted for it
+
+    @property
+    def seq(self) -> int:
+        return self.datagram.seq
+
+    @property
+    def at(self) -> Address:
+        return self.datagram.dst
+
+    def summary(self) -> str:
+        if self.message is None:
+            return f"malformed datagram ({self.error})"
+        return self.message.summary()
+
+
+@dataclass
+class _TesterCon:
+    datagram: Datagram
+    copies: int = 1
+    answer: Datagram | None = None
+
+
+@dataclass
+class _SutMessage:
+    first: Datagram
+    copies: int = 1
+    reused: list[Datagram] = field(default_factory=list)
+
+
+class Inbox:
+    """The case's datagrams classified by the message layer, indexed by where they arrived."""
+
+    def __init__(self, tester: Callable[[Address], bool]) -> None:
+        self.is_tester = tester
+        self.arrivals: list[Arrival] = []
+        self.by_address: dict[Address, list[Arrival]] = {}
+        self.tester_cons: dict[tuple[Address, Address, int], _TesterCon] = {}
+        self.sut_messages: dict[tuple[Address, Address, int], _SutMessage] = {}
+        self.tester_sent: list[tuple[Datagram, CoapMessage | None]] = []
+        self._requests: set[tuple[Address, Address, tuple[tuple[int, bytes], ...]]] = set()
+        self._fed = 0
+
+    def feed(self, datagrams: Iterable[Datagram]) -> None:
+        for d in datagrams:
+            if d.seq < self._fed:
+                continue
+            self._fed = d.seq + 1
+            self._classify(d)
+
+    def _classify(self, d: Datagram) -> None:
+        try:
+            m: CoapMessage | None = codec.parse(d.data)
+            error = None
+        except codec.MalformedDatagram as exc:
+            m, error = None, str(exc)
+        if self.is_tester(d.src):
+            self.tester_sent.append((d, m))
+            if m is not None and m.mtype == MessageType.CON:
+                key = (d.src, d.dst, m.mid)
+                if key in self.tester_cons:
+                    self.tester_cons[key].copies += 1
+                else:
+                    self.tester_cons[key] = _TesterCon(d)
+            return
+        if m is None:
+            self._add(Arrival(d, Kind.MALFORMED, None, error))
+            return
+        if m.mtype in (MessageType.ACK, MessageType.RST):
+            con = self.tester_cons.get((d.dst, d.src, m.mid))
+            if con is None:
+                self._add(Arrival(d, Kind.STRAY, m, "answers no message the tester sent"))
+                return
+            if con.answer is not None:
+                self._add(Arrival(d, Kind.DUPLICATE, m, original=con.answer.seq, answers=con.datagram.seq))
+                return
+            con.answer = d
+            kind = Kind.RESET if m.mtype == MessageType.RST else Kind.ACK if m.code == 0 else Kind.MESSAGE
+            self._add(Arrival(d, kind, m, answers=con.datagram.seq))
+            return
+        key = (d.src, d.dst, m.mid)
+        seen = self.sut_messages.get(key)
+        if seen is not None:
+            if seen.first.data == d.data:
+                seen.copies += 1
+                self._add(Arrival(d, Kind.DUPLICATE, m, original=seen.first.seq))
+            else:
+                seen.reused.append(d)  # judged by message_layer_violations; the message counts too
+                self._add(Arrival(d, Kind.MESSAGE, m))
+            return
+        self.sut_messages[key] = _SutMessage(d)
+        if is_request(m.code):
+            resource = (d.src, d.dst, _resource(m))
+            block2 = m.option_values(OptionNumber.BLOCK2)
+            if block2 and decode_uint(block2[0]) >> 4 > 0 and resource in self._requests:
+                self._add(Arrival(d, Kind.CONTINUATION, m))
+                return
+            self._requests.add(resource)
+        self._add(Arrival(d, Kind.PING if m.code == 0 else Kind.MESSAGE, m))
+
+    def _add(self, a: Arrival) -> None:
+        self.arrivals.append(a)
+        self.by_address.setdefault(a.at, []).append(a)
+
+    # -- for the steps -------------------------------------------------------------------------
+
+    def candidates(self, at: Address, since: int = 0, kinds: frozenset[Kind] = ACCOUNTABLE) -> list[Arrival]:
+        """What arrived at ``at`` (from capture number ``since`` on) that no step has taken."""
+        return [a for a in self.by_address.get(at, ()) if a.seq >= since and a.taken_by is None and a.kind in kinds]
+
+    @staticmethod
+    def take(arrival: Arrival, step: str) -> None:
+        arrival.taken_by = step
+
+    def leftovers(self) -> list[Arrival]:
+        """Everything the SUT sent that no step accounted for, in order."""
+        return [a for a in self.arrivals if a.taken_by is None and a.kind in ACCOUNTABLE]
+
+
+def _resource(m: CoapMessage) -> tuple[tuple[int, bytes], ...]:
+    """What a block-wise transfer asks for: method, Uri-Path and Uri-Query (RFC 7959 2.4)."""
+    keep = (OptionNumber.URI_PATH, OptionNumber.URI_QUERY)
+    return ((0, bytes([m.code])), *((n, v) for n, v in m.options if n in keep))
+
+
+@dataclass(frozen=True)
+class Violation:
+    """A message-layer bound the SUT broke, with the datagram that shows it."""
+
+    requirement: str
+    reason: str
+    datagram: int | None
+    finding: Finding
+
+
+def message_layer_violations(
+    inbox: Inbox, ack_bound_s: float, sut_max_retransmit: int, label: Callable[[Address], str]
+) -> list[Violation]:
+    """RFC 7252 4.2 (every CON acknowledged or reset within the bound; retransmission bounded)
+    and 4.4 (no Message ID reused for another message), judged on the record."""
+    out: list[Violation] = []
+    for (src, dst, mid), con in inbox.tester_cons.items():
+        bound = f"within {ack_bound_s * 1000:.0f} ms"
+        what = f"CON mid=0x{mid:04x} from {label(src)} to {label(dst)} (#{con.datagram.seq})"
+        if con.answer is None:
+            reason = f"the SUT did not acknowledge or reset {what} {bound} ({con.copies} transmission(s))"
+            finding = Finding("acknowledgement", f"ACK or RST {bound} (RFC 7252 4.2)", "none", False)
+            out.append(Violation(REQ_ACK, reason, con.datagram.seq, finding))
+            continue
+        delay = con.answer.time - con.datagram.time
+        if delay > ack_bound_s:
+            reason = f"the SUT answered {what} only after {delay * 1000:.0f} ms, not {bound}"
+            finding = Finding("acknowledgement", f"ACK or RST {bound} (RFC 7252 4.2)", f"{delay * 1000:.0f} ms", False)
+            out.append(Violation(REQ_ACK, reason, con.answer.seq, finding))
+    for (src, dst, mid), sent in inbox.sut_messages.items():
+        limit = 1 + sut_max_retransmit
+        m = codec.parse(sent.first.data)
+        if m.mtype == MessageType.CON and sent.copies > limit:
+            reason = (
+                f"the SUT sent CON {code_name(m.code)} mid=0x{mid:04x} from {label(src)} to {label(dst)} "
+                f"{sent.copies} times; at most {limit} (1 + MAX_RETRANSMIT {sut_max_retransmit}, RFC 7252 4.2, 4.8)"
+            )
+            finding = Finding("retransmissions", f"at most {limit} transmissions", str(sent.copies), False)
+            out.append(Violation(REQ_RETRANSMIT, reason, sent.first.seq, finding))
+        for d in sent.reused:
+            reason = (
+                f"the SUT reused Message ID 0x{mid:04x} towards {label(dst)} for a different message "
+                f"(#{sent.first.seq} and #{d.seq}, RFC 7252 4.4)"
+            )
+            finding = Finding("message id", "a fresh Message ID per message", f"0x{mid:04x} again", False)
+            out.append(Violation(REQ_MID, reason, d.seq, finding))
+    return out
