@@ -9,12 +9,13 @@ senders and receivers are on the right side of the SUT).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from msgin5g_conformance import roles, schemacheck, yamlsource
 from msgin5g_conformance.errors import DefinitionError, Problem
+from msgin5g_conformance.spec import templates
 from msgin5g_conformance.spec.model import (
     ExpectNothingStep,
     ExpectStep,
@@ -34,17 +35,6 @@ SUT_NODES = {role: set(names) for role, names in nodes.SUT_ENDPOINTS.items()}
 UPPER_OPS_NEEDING_CLIENT = {"establish_link", "release_link"}
 
 
-def _strings(value: Any, path: tuple[str | int, ...]) -> Iterator[tuple[tuple[str | int, ...], str]]:
-    if isinstance(value, str):
-        yield path, value
-    elif isinstance(value, dict):
-        for k, v in value.items():
-            yield from _strings(v, (*path, k))
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            yield from _strings(v, (*path, i))
-
-
 class _Checker:
     def __init__(self, located: yamlsource.Located, profile: Profile | None) -> None:
         self.located = located
@@ -59,34 +49,12 @@ class _Checker:
         self.problems.append(self.located.problem(list(path), message))
 
     def variables(self, value: Any, path: tuple[str | int, ...]) -> None:
-        for p, text in _strings(value, path):
-            for name in VARIABLE.findall(text):
-                self.variable(name, p)
-
-    def variable(self, name: str, path: tuple[str | int, ...]) -> None:
-        head, _, rest = name.partition(".")
-        if head == "addr" or head == "config":
-            if not (nodes.is_tester_node(rest) or (head == "addr" and rest == "sut")):
-                self.add(path, f"expected ${{{head}.NODE}} with a tester node name, found ${{{name}}}")
-        elif head == "ue_uri":
-            try:
-                expand_range(rest, self.profile)
-            except TemplateError as exc:
-                if not self.excluded:  # a range the profile's values exclude is not-applicable
-                    self.add(path, f"${{{name}}}: {exc}")
-        elif name in ("each", "each_hex"):
-            self.add(path, f"expected ${{{name}}} only inside foreach steps, found it outside")
-        elif head == "uri":
-            if rest not in ("single", "bulk"):
-                self.add(path, f"expected ${{uri.single}} or ${{uri.bulk}}, found ${{{name}}}")
-        elif head == "profile":
-            if self.profile is not None:
-                try:
-                    self.profile.value(rest)
-                except KeyError:
-                    self.add(path, f"expected a profile key, found unknown ${{{name}}}")
-        elif name not in self.captured:
-            self.add(path, f"expected a variable captured by an earlier step, found undefined ${{{name}}}")
+        """Check every variable of a parsed template (templates.check_variable: the one grammar)."""
+        ctx = templates.CheckContext(self.profile, self.captured, self.excluded)
+        for p, var in templates.variables(value, path):
+            problem = templates.check_variable(var, ctx)
+            if problem is not None:
+                self.add(p, problem)
 
     def node(self, name: str, path: tuple[str | int, ...], side: str) -> None:
         if side == "tester" and not nodes.is_tester_node(name):
@@ -176,6 +144,7 @@ class _Checker:
     def step(self, raw: dict[str, Any], path: tuple[str | int, ...], index: str, in_control: bool) -> Step:
         line = self.located.line_of(path)
         kind, body = next(iter(raw.items()))
+        body = templates.parse(body)  # the one grammar, once: steps hold parsed templates
         bpath = (*path, kind)
         if kind == "send":
             self.node(body["from"], (*bpath, "from"), "tester")

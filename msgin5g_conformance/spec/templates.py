@@ -1,7 +1,10 @@
-"""Field templates: building messages to send and judging messages received.
+"""Field templates: the one ``${variable}`` grammar, building messages to send, judging messages received.
 
-A template is the plain data of a ``send`` or ``expect`` step. ``${variables}`` are resolved by a
-:class:`Bindings` object, which also records which provisional profile items a check relied on.
+A template is the plain data of a ``send`` or ``expect`` step. The loader parses it once
+(:func:`parse`: every string holding a variable becomes a :class:`Text` of literal parts and
+:class:`Var` s) and checks every variable with :func:`check_variable`; at run time a
+:class:`Bindings` object resolves the parsed parts, and records which provisional profile items a
+check relied on. Both sides of a variable, its check and its value, are defined here only.
 Judging compares a strictly parsed message with the template field by field and returns every
 :class:`~msgin5g_conformance.engine.verdict.Finding`, so a report can show expected and found values.
 """
@@ -10,9 +13,11 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from msgin5g_conformance.engine.verdict import Finding
 from msgin5g_conformance.errors import HarnessError
@@ -40,6 +45,152 @@ class TemplateError(HarnessError):
     """A template could not be resolved at run time (an error of the test definition)."""
 
 
+# -- the grammar: ${variables} in strings, parsed once ----------------------------------------
+
+
+class Var(NamedTuple):
+    """One ``${name}`` of a template."""
+
+    name: str
+
+    @property
+    def head(self) -> str:
+        return self.name.partition(".")[0]
+
+    @property
+    def rest(self) -> str:
+        return self.name.partition(".")[2]
+
+
+class Text(str):
+    """A template string holding ``${variables}``: the string as written, with its parts parsed
+    (literal text and :class:`Var`). It is the string for display and comparison; resolving it
+    never scans the text again."""
+
+    parts: tuple[str | Var, ...]
+
+    def __new__(cls, source: str, parts: tuple[str | Var, ...]) -> Text:
+        self = super().__new__(cls, source)
+        self.parts = parts
+        return self
+
+    @property
+    def single(self) -> Var | None:
+        """The variable when the string is exactly one (its value then keeps its type)."""
+        if len(self.parts) == 1 and isinstance(self.parts[0], Var):
+            return self.parts[0]
+        return None
+
+    def variables(self) -> list[Var]:
+        return [p for p in self.parts if isinstance(p, Var)]
+
+
+@cache
+def parse_text(source: str) -> str:
+    """A string as a :class:`Text` when it holds a variable, else unchanged."""
+    if "${" not in source:
+        return source
+    parts: list[str | Var] = []
+    pos = 0
+    for m in VARIABLE.finditer(source):
+        if m.start() > pos:
+            parts.append(source[pos : m.start()])
+        parts.append(Var(m.group(1)))
+        pos = m.end()
+    if pos < len(source):
+        parts.append(source[pos:])
+    return Text(source, tuple(parts)) if any(isinstance(p, Var) for p in parts) else source
+
+
+def parse(value: Any) -> Any:
+    """A template (the plain data of a step) with every string parsed: done once, at load."""
+    if isinstance(value, str):
+        return parse_text(value)
+    if isinstance(value, dict):
+        return {k: parse(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [parse(v) for v in value]
+    return value
+
+
+def variables(value: Any, path: tuple[str | int, ...] = ()) -> Iterator[tuple[tuple[str | int, ...], Var]]:
+    """Every variable of a parsed template, with the field path where it stands."""
+    if isinstance(value, Text):
+        for var in value.variables():
+            yield path, var
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from variables(v, (*path, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from variables(v, (*path, i))
+
+
+@dataclass
+class CheckContext:
+    """What the loader knows when it checks a variable: the profile, and what earlier steps capture."""
+
+    profile: Profile | None
+    captured: set[str] = field(default_factory=set)
+    excluded: bool = False  # the profile's values exclude the case: ranges it makes impossible are fine
+
+
+def _node_arg(head: str, allow_sut: bool) -> Callable[[str, CheckContext], str | None]:
+    def check(rest: str, ctx: CheckContext) -> str | None:
+        if nodes.is_tester_node(rest) or (allow_sut and rest == "sut"):
+            return None
+        return f"expected ${{{head}.NODE}} with a tester node name, found ${{{head}.{rest}}}"
+
+    return check
+
+
+def _check_uri(rest: str, ctx: CheckContext) -> str | None:
+    return None if rest in ("single", "bulk") else f"expected ${{uri.single}} or ${{uri.bulk}}, found ${{uri.{rest}}}"
+
+
+def _check_range(rest: str, ctx: CheckContext) -> str | None:
+    try:
+        expand_range(rest, ctx.profile)
+    except TemplateError as exc:
+        return None if ctx.excluded else f"${{ue_uri.{rest}}}: {exc}"
+    return None
+
+
+def _check_profile(rest: str, ctx: CheckContext) -> str | None:
+    if ctx.profile is None:
+        return None
+    try:
+        ctx.profile.value(rest)
+    except KeyError:
+        return f"expected a profile key, found unknown ${{profile.{rest}}}"
+    return None
+
+
+# The variable kinds: how the loader checks each, and how a case resolves it (Bindings.lookup).
+_CHECKS: dict[str, Callable[[str, CheckContext], str | None]] = {
+    "addr": _node_arg("addr", allow_sut=True),
+    "config": _node_arg("config", allow_sut=False),
+    "uri": _check_uri,
+    "ue_uri": _check_range,
+    "profile": _check_profile,
+}
+
+
+def check_variable(var: Var, ctx: CheckContext) -> str | None:
+    """Why a variable cannot be resolved in a test case (None when it can): the loader's one check."""
+    if var.name in ("each", "each_hex"):
+        return f"expected ${{{var.name}}} only inside foreach steps, found it outside"
+    check = _CHECKS.get(var.head)
+    if check is not None:
+        return check(var.rest, ctx)
+    if var.name in ctx.captured:
+        return None
+    return f"expected a variable captured by an earlier step, found undefined ${{{var.name}}}"
+
+
+# -- resolution -----------------------------------------------------------------------------------
+
+
 @dataclass
 class Bindings:
     """Everything a ``${variable}`` can name during one test case."""
@@ -54,8 +205,9 @@ class Bindings:
         if item in self.profile.provisional:
             self.used.add(item)
 
-    def lookup(self, name: str) -> Any:
-        head, _, rest = name.partition(".")
+    def lookup(self, name: str | Var) -> Any:
+        var = name if isinstance(name, Var) else Var(name)
+        head, rest = var.head, var.rest
         if head == "addr":
             self._mark("addresses")
             return self.profile.address_of("sut" if rest == "sut" else rest)
@@ -70,40 +222,38 @@ class Bindings:
             return self.profile.document_for(rest)
         if head == "ue_uri":
             self._mark("query")
-            nodes = expand_range(rest, self.profile)
-            ids = [self.profile.client_address(n) for n in nodes]
-            name = self.profile.query_ue_ids
+            ids = [self.profile.client_address(n) for n in expand_range(rest, self.profile)]
+            key = self.profile.query_ue_ids
             if self.profile.list_encoding == "csv":
-                return [f"{name}={','.join(ids)}"]
-            return [f"{name}={i}" for i in ids]
-        if head == "profile":
+                return [f"{key}={','.join(ids)}"]
+            return [f"{key}={i}" for i in ids]
+        if head == "profile" and rest:
             self._mark(rest.split(".")[0])
             try:
                 return self.profile.value(rest)
             except KeyError:
                 raise TemplateError(f"unknown profile key {rest!r}") from None
-        if name in self.captures:
-            return self.captures[name]
-        raise TemplateError(f"undefined variable ${{{name}}}")
+        if var.name in self.captures:
+            return self.captures[var.name]
+        raise TemplateError(f"undefined variable ${{{var.name}}}")
 
     def resolve(self, value: Any) -> Any:
         """Substitute variables; a string that is exactly one variable keeps the value's type."""
         if isinstance(value, str):
-            m = VARIABLE.fullmatch(value)
-            if m:
-                return self.lookup(m.group(1))
-
-            def sub(mm: re.Match[str]) -> str:
-                v = self.lookup(mm.group(1))
-                return v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
-
-            return VARIABLE.sub(sub, value)
+            text = value if isinstance(value, Text) else parse_text(value)
+            if not isinstance(text, Text):
+                return value
+            single = text.single
+            if single is not None:
+                return self.lookup(single)
+            return "".join(self._as_text(p) for p in text.parts)
         if isinstance(value, list):
             out: list[Any] = []
             for v in value:
                 r = self.resolve(v)
                 # a variable holding a list inside a list splices in (e.g. [${uri.single}, extra])
-                if isinstance(v, str) and VARIABLE.fullmatch(v) and isinstance(r, list):
+                text = parse_text(v) if isinstance(v, str) else None
+                if isinstance(text, Text) and text.single is not None and isinstance(r, list):
                     out.extend(r)
                 else:
                     out.append(r)
@@ -111,6 +261,12 @@ class Bindings:
         if isinstance(value, dict):
             return {k: self.resolve(v) for k, v in value.items()}
         return value
+
+    def _as_text(self, part: str | Var) -> str:
+        if isinstance(part, str):
+            return part
+        v = self.lookup(part)
+        return v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
 
     def option_number(self, name: str) -> int:
         if name == "recipient":
