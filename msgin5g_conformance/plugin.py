@@ -11,6 +11,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +106,37 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     rep = outcome.get_result()
     if isinstance(item, CaseItem) and rep.skipped and isinstance(rep.longrepr, tuple):
         rep.longrepr = (str(item.path), item.case.line, rep.longrepr[2])
+
+
+MANIFEST = "_collected.json"  # beside the results: every case the run collected (reports read it)
+
+
+def case_record(case: TestCase) -> dict[str, Any]:
+    """What a report needs to know of a test case without reading its YAML again."""
+    return {
+        "id": case.id,
+        "title": case.title,
+        "file": case.file,
+        "sha256": case.sha256,
+        "clause": case.clause,
+        "requirements": list(case.requirements),
+        "strength": case.strength,
+        "role": case.role,
+    }
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Record which cases this run collected, so that a report knows what should have a result."""
+    out = session.config.getoption("--results-dir")
+    if not out:
+        return
+    cases = [case_record(i.case) for i in session.items if isinstance(i, CaseItem)]
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    # every xdist worker collects the same items: each writes the same file, atomically
+    tmp = folder / f".{MANIFEST}.{os.getpid()}"
+    tmp.write_text(json.dumps({"cases": cases}, indent=1), encoding="utf-8")
+    os.replace(tmp, folder / MANIFEST)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -282,14 +314,7 @@ def format_result(case: TestCase, r: CaseResult) -> str:
 
 def result_json(case: TestCase, r: CaseResult) -> dict[str, Any]:
     return {
-        "id": case.id,
-        "title": case.title,
-        "file": case.file,
-        "sha256": case.sha256,
-        "clause": case.clause,
-        "requirements": list(case.requirements),
-        "strength": case.strength,
-        "role": case.role,
+        **case_record(case),
         "verdict": r.verdict.value,
         "reason": r.reason,
         "decisive_step": r.decisive_step,
@@ -311,6 +336,8 @@ def result_json(case: TestCase, r: CaseResult) -> dict[str, Any]:
                 "datagram": s.datagram,
                 "node": s.node,
                 "peer": s.peer,
+                "requirements": list(s.requirements),
+                "covered_ms": s.covered_ms,
                 "findings": [f.__dict__ for f in s.findings],
             }
             for s in r.steps

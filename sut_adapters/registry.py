@@ -6,8 +6,11 @@ from typing import Any
 
 from msgin5g_conformance.errors import DefinitionError, UsageError
 
-from . import faulty, faulty_cue, faulty_gateway
 from .base import SutAdapter
+from .conformant import relay as conformant_relay
+from .faulty import cue as faulty_cue
+from .faulty import gateway as faulty_gateway
+from .faulty import relay as faulty
 from .process import ProcessAdapter
 from .reference import ReferenceAdapter
 
@@ -19,8 +22,14 @@ FAULTY: dict[str, tuple[str, type[Any], str]] = {
 }
 
 
+# conformant variant name -> (ReferenceAdapter keyword to replace, class, the sentence that allows it)
+CONFORMANT: dict[str, tuple[str, type[Any], str]] = {
+    **{n: ("relay_class", c, why) for n, (c, why) in conformant_relay.VARIANTS.items()},
+}
+
+
 def known_names() -> list[str]:
-    return ["reference", *(f"faulty:{name}" for name in FAULTY)]
+    return ["reference", *(f"faulty:{name}" for name in FAULTY), *(f"conformant:{name}" for name in CONFORMANT)]
 
 
 def make_adapter(spec: str) -> SutAdapter:
@@ -32,9 +41,10 @@ def make_adapter(spec: str) -> SutAdapter:
             raise UsageError(f"bad SUT profile {spec}:\n{exc}") from None
     if spec == "reference":
         return ReferenceAdapter()
-    name = spec.removeprefix("faulty:")
-    if spec.startswith("faulty:") and name in FAULTY:
-        keyword, cls, _ = FAULTY[name]
+    kind, _, name = spec.partition(":")
+    table = {"faulty": FAULTY, "conformant": CONFORMANT}.get(kind, {})
+    if name in table:
+        keyword, cls, _ = table[name]
         adapter: SutAdapter = ReferenceAdapter(name=spec, **{keyword: cls})
         return adapter
     raise UsageError(

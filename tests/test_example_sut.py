@@ -57,7 +57,7 @@ def run_documented(command: tuple[str, ...], out: Path) -> tuple[subprocess.Comp
     program = Path(sys.executable).parent / Path(command[0]).name  # .venv/bin/X, wherever the venv is
     argv = [str(program), *command[1:], "--pcap-dir", str(out / "pcaps"), "--reports-dir", str(out / "reports"), "-q"]
     done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=RUN_TIMEOUT_S, check=False)
-    results = {p.stem: json.loads(p.read_text()) for p in (out / "reports" / "results").glob("*.json")}
+    results = {p.stem: json.loads(p.read_text()) for p in (out / "reports" / "results").glob("[!_]*.json")}
     return done, results
 
 

@@ -31,8 +31,9 @@ from msgin5g_conformance.wire.numbers import (
 )
 from msgin5g_conformance.world.profile import Profile, load_profile
 from msgin5g_conformance.world.topology import CaseAddresses, claim_block
-from sut_adapters import faulty_cue, faulty_gateway
 from sut_adapters.base import CaseWorld, ClientInfo, SutEnvironment
+from sut_adapters.faulty import cue as faulty_cue
+from sut_adapters.faulty import gateway as faulty_gateway
 from sut_adapters.reference import ReferenceAdapter
 from sut_adapters.reference.coapnode import CoapNode, FastTuning
 from sut_adapters.reference.common import RoleContext
@@ -699,6 +700,24 @@ def test_gw_ignores_min_batch() -> None:
     run(test, with_policy(min_batch=2, max_wait_ms=600))
 
 
+def test_gw_copies_to_idle_ue() -> None:
+    """Each split 2.05 also reaches the address cue100 would have, which never asked."""
+
+    async def test(b: Bench) -> None:
+        await b.peer("scms", scm_answer(bulk_body({"cue1": "2.05"})))
+        idle = await b.peer("cue100")
+        cue1 = await b.peer("cue1")
+        gw = await b.gateway(faulty_gateway.CopiesToIdleUe)
+        cue1.node.send(ue_get(b"\x01", "cue1.msgin5g.example"), b.topology.address("sut.pc5"))
+        await wait_until(lambda: len(gw.cache) == 1)
+        gw.send_bulk_now()
+        await wait_until(lambda: bool(idle.responses()))
+        assert [m.code for m in cue1.responses()] == [Code.CONTENT]
+        assert idle.responses()[0].payload == cue1.responses()[0].payload
+
+    run(test)
+
+
 def test_every_gateway_variant_is_tested() -> None:
     assert len(faulty_gateway.VARIANTS) >= 8
     tested = {name[len("test_") :].replace("_", "-") for name in globals() if name.startswith("test_gw_")}
@@ -754,6 +773,19 @@ def test_cue_ignores_403() -> None:
         faulty_cue.Ignores403, lambda t: [relay_response(t, Code.FORBIDDEN, PROFILE.sut_ue_address)]
     )
     assert applied == {"status": "none", "configuration": None}
+
+
+def test_cue_also_direct_to_scms() -> None:
+    """The GET goes to the relay and, besides, straight to the SCM-S's address."""
+
+    async def test(b: Bench) -> None:
+        relay, scms = await b.peer("relay"), await b.peer("scms")
+        ue = await b.cue(faulty_cue.AlsoDirectToScms)
+        ue.request_configuration()
+        await wait_until(lambda: bool(relay.requests()) and bool(scms.requests()))
+        assert relay.requests()[0].token == scms.requests()[0].token
+
+    run(test)
 
 
 def test_every_cue_variant_is_tested() -> None:

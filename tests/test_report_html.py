@@ -135,9 +135,14 @@ def test_annotations_of_a_failed_case(payload_run: Path) -> None:
     assert [link["url"] for link in r["links"]] == ["https://www.3gpp.org/DynaReport/24538.htm"]
 
     steps = r["steps"]
-    assert [s["name"].split(":")[0] for s in steps] == ["step pre upper", "step 0 send from scms to sut.uu",
-                                                       "step 1 expect at cue1"]
-    assert [s["status"] for s in steps] == ["passed", "passed", "failed"]
+    assert [s["name"].split(":")[0] for s in steps[:3]] == ["step pre upper", "step 0 send from scms to sut.uu",
+                                                           "step 1 expect at cue1"]
+    assert [s["status"] for s in steps[:3]] == ["passed", "passed", "failed"]
+    # then the checks of the whole case, each named with the requirement it decides
+    assert [s["name"].split(":")[0] for s in steps[3:]] == [
+        f"check message-layer (REQ-COAP-MSG-{n})" for n in (1, 2, 3, 4)
+    ]
+    assert {s["status"] for s in steps[3:]} == {"passed"}
     assert "payload" in steps[2]["statusDetails"]["message"]
     assert [a["name"] for a in steps[2]["attachments"]] == ["checks"]
 

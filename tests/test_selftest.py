@@ -15,8 +15,10 @@ from msgin5g_conformance.engine.session import Session
 from msgin5g_conformance.engine.verdict import CaseResult, StepResult, Verdict
 from msgin5g_conformance.spec.loader import load_testcase
 from msgin5g_conformance.world.profile import Profile
-from sut_adapters import faulty, faulty_cue, faulty_gateway
-from sut_adapters.registry import FAULTY, make_adapter
+from sut_adapters.faulty import cue as faulty_cue
+from sut_adapters.faulty import gateway as faulty_gateway
+from sut_adapters.faulty import relay as faulty
+from sut_adapters.registry import CONFORMANT, FAULTY, make_adapter
 
 from .conftest import TESTCASES
 
@@ -112,6 +114,8 @@ EXPECTED: dict[str, dict[str, dict[str, str]]] = {
         # Half a block-wise transfer: only the 50-UE answers need more than one block.
         "faulty:gw-stops-blockwise": dict.fromkeys(["GW-BULK-002", "GW-BULK-003"], "fail"),
         "faulty:gw-fans-out-errors": {"GW-ERR-001": "fail"},
+        # A copy of each configuration to a UE that never asked: judged wherever a 2.05 is split.
+        "faulty:gw-copies-to-idle-ue": dict.fromkeys(GW_ALL, "fail"),
     },
     "constrained-ue": {
         "reference": {},
@@ -119,9 +123,14 @@ EXPECTED: dict[str, dict[str, dict[str, str]]] = {
         "faulty:cue-wrong-port": {"CUE-REQ-001": "fail"},
         "faulty:cue-no-recipient": {"CUE-REQ-001": "fail"},
         "faulty:cue-ignores-403": {"CUE-RSP-002": "fail"},
+        # The GET also goes straight to the SCM-S's address: seen in every case, whatever it checks.
+        "faulty:cue-also-direct-to-scms": dict.fromkeys(
+            ["CUE-REQ-001", "CUE-RSP-001", "CUE-RSP-002", "CUE-RSP-003", "CUE-RSP-004"], "fail"
+        ),
     },
 }
 
+ROLE_OF = {"relay_class": "relay", "gateway_class": "gateway", "cue_class": "constrained-ue"}
 ROLE_VARIANTS = {"relay": faulty.VARIANTS, "gateway": faulty_gateway.VARIANTS, "constrained-ue": faulty_cue.VARIANTS}
 RUNS = [(role, sut) for role, by_sut in EXPECTED.items() for sut in sorted(by_sut)]
 
@@ -177,3 +186,16 @@ def test_concurrent_verdicts_equal_sequential(fast_profile: Profile) -> None:
             with Session(fast_profile, make_adapter(sut), pcap_dir=None, concurrency=concurrency) as session:
                 verdicts.append({r.case_id: r.verdict for r in session.run_cases(cases)})
         assert verdicts[0] == verdicts[1]
+
+
+CONFORMANT_RUNS = [(ROLE_OF[keyword], name) for name, (keyword, _, _) in sorted(CONFORMANT.items())]
+
+
+@pytest.mark.parametrize(("role", "name"), CONFORMANT_RUNS, ids=[f"{r}-{n}" for r, n in CONFORMANT_RUNS])
+def test_conformant_variant_passes_every_case(role: str, name: str, fast_profile: Profile) -> None:
+    """A legal alternative (it cites the sentence that allows it) passes every case of its role."""
+    assert CONFORMANT[name][2], f"conformant:{name} cites no sentence that allows it"
+    got = run_suite(role, f"conformant:{name}", fast_profile, None)
+    assert {cid: r.verdict.value for cid, r in got.items() if r.verdict is not Verdict.PASS} == {}, {
+        cid: r.reason for cid, r in got.items() if r.verdict is not Verdict.PASS
+    }

@@ -25,7 +25,15 @@ from typing import TYPE_CHECKING, Any
 
 from msgin5g_conformance import roles
 from msgin5g_conformance.engine import steps
-from msgin5g_conformance.engine.matching import Arrival, Inbox, Kind, message_layer_violations
+from msgin5g_conformance.engine.matching import (
+    REQ_ACK,
+    REQ_MID,
+    REQ_RETRANSMIT,
+    Arrival,
+    Inbox,
+    Kind,
+    message_layer_violations,
+)
 from msgin5g_conformance.engine.verdict import CaseResult, Finding, StepResult, Verdict, merge
 from msgin5g_conformance.errors import HarnessError, NotApplicable
 from msgin5g_conformance.roles.scms import ScmServer
@@ -229,9 +237,11 @@ class CaseRun:
         self.sync()
         p = self.profile
         extra: list[StepResult] = []
+        broken: set[str] = set()
         for v in message_layer_violations(
             self.inbox, p.timers.ack_bound_ms / 1000, p.timers.sut_max_retransmit, self.addresses.label
         ):
+            broken.add(v.requirement)
             extra.append(
                 StepResult(
                     "message-layer",
@@ -244,9 +254,33 @@ class CaseRun:
                     requirements=(v.requirement,),
                 )
             )
+        malformed = [a for a in self.inbox.arrivals if a.kind is Kind.MALFORMED]
+        if malformed:  # RFC 7252 3, whichever step took the datagram
+            broken.add(roles.MALFORMED_REQUIREMENT)
+            a = malformed[0]
+            extra.append(
+                StepResult(
+                    "message-layer",
+                    "message-layer",
+                    None,
+                    Verdict.FAIL,
+                    f"{len(malformed)} malformed datagram(s) from the SUT; first: #{a.seq} at "
+                    f"{self.addresses.label(a.at)} from {self.addresses.label(a.datagram.src)}: {a.error}",
+                    datagram=a.seq,
+                    findings=[Finding("datagram", "a well-formed CoAP message (RFC 7252 3)", a.error or "", False)],
+                    requirements=(roles.MALFORMED_REQUIREMENT,),
+                )
+            )
+        for requirement, what in self._message_layer_judged():
+            if requirement not in broken:  # a check that held is a check too: the matrix counts it
+                extra.append(
+                    StepResult("message-layer", "message-layer", None, Verdict.PASS, what, requirements=(requirement,))
+                )
         violations: dict[int, list[Arrival]] = {}
         unexpected: dict[str, list[Arrival]] = {}
         for a in self.inbox.leftovers():
+            if a.kind is Kind.MALFORMED and self._absence_of(a) is None:
+                continue  # judged above, as a malformed datagram
             i = self._absence_of(a)
             if i is not None:
                 violations.setdefault(i, []).append(a)
@@ -283,6 +317,21 @@ class CaseRun:
                 )
         extra.extend(self._capture_problems())
         self.results.extend(extra)
+
+    def _message_layer_judged(self) -> list[tuple[str, str]]:
+        """The message-layer requirements this case's traffic judged, with what held."""
+        out: list[tuple[str, str]] = []
+        cons = len(self.inbox.tester_cons)
+        if cons:
+            out.append((REQ_ACK, f"the SUT acknowledged or reset each of the tester's {cons} CON(s) in time"))
+        sut_cons = sum(1 for m in self.inbox.sut_messages.values() if m.first.data[0] >> 4 & 3 == 0)
+        if sut_cons:
+            out.append((REQ_RETRANSMIT, f"none of the SUT's {sut_cons} CON(s) was sent more often than allowed"))
+        if self.inbox.sut_messages:
+            out.append((REQ_MID, "the SUT used a fresh Message ID for each message"))
+        if self.inbox.arrivals:
+            out.append((roles.MALFORMED_REQUIREMENT, "every datagram of the SUT was a well-formed CoAP message"))
+        return out
 
     def _absence_of(self, a: Arrival) -> int | None:
         """The absence check a leftover breaks: one whose interval it falls in, arriving at a

@@ -137,8 +137,11 @@ class Inbox:
             if con is None:
                 self._add(Arrival(d, Kind.STRAY, m, "answers no message the tester sent"))
                 return
-            if con.answer is not None:
+            if con.answer is not None and self.is_repeat(con.answer, d):
                 self._add(Arrival(d, Kind.DUPLICATE, m, original=con.answer.seq, answers=con.datagram.seq))
+                return
+            if con.answer is not None:  # another answer to an answered CON: a message of its own
+                self._add(Arrival(d, Kind.STRAY if m.code == 0 else Kind.MESSAGE, m, answers=con.datagram.seq))
                 return
             con.answer = d
             kind = Kind.RESET if m.mtype == MessageType.RST else Kind.ACK if m.code == 0 else Kind.MESSAGE
@@ -147,7 +150,7 @@ class Inbox:
         key = (d.src, d.dst, m.mid)
         seen = self.sut_messages.get(key)
         if seen is not None:
-            if seen.first.data == d.data:
+            if self.is_repeat(seen.first, d):
                 seen.copies += 1
                 self._add(Arrival(d, Kind.DUPLICATE, m, original=seen.first.seq))
             else:
@@ -163,6 +166,12 @@ class Inbox:
                 return
             self._requests.add(resource)
         self._add(Arrival(d, Kind.PING if m.code == 0 else Kind.MESSAGE, m))
+
+    @staticmethod
+    def is_repeat(first: Datagram, d: Datagram) -> bool:
+        """A copy of an earlier datagram (same source, destination and Message ID: the caller
+        checked) with the same bytes: a retransmission, or the same answer to a retransmission."""
+        return first.data == d.data
 
     def _add(self, a: Arrival) -> None:
         self.arrivals.append(a)

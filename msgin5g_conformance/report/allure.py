@@ -96,6 +96,9 @@ def step_title(step: StepResult) -> str:
         where = f" at {step.node}"
     elif step.kind == "send" and step.node:
         where = f" from {step.node}" + (f" to {step.peer}" if step.peer else "")
+    elif step.index == step.kind or step.index == "end":  # a check of the whole case, not a step
+        title = f"check {step.kind} ({', '.join(step.requirements) or 'no requirement'}): {step.reason}"
+        return title if len(title) <= STEP_NAME_MAX else title[: STEP_NAME_MAX - 1] + "\u2026"
     else:
         where = ""
     title = f"step {step.index} {step.kind}{where}: {step.reason}"

@@ -54,6 +54,8 @@ def read_results(results_dir: str | Path) -> tuple[list[dict[str, Any]], list[st
     if not folder.is_dir():
         return [], [f"{folder}: no such results folder"]
     for f in sorted(folder.glob("*.json")):
+        if f.name.startswith("_"):  # the run's own records (e.g. the collected cases), not results
+            continue
         try:
             data = json.loads(f.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, ValueError) as exc:
@@ -65,6 +67,82 @@ def read_results(results_dir: str | Path) -> tuple[list[dict[str, Any]], list[st
         results.append(data)
     results.sort(key=lambda r: str(r["id"]))
     return results, problems
+
+
+_RANK = {"pass": 0, "inconclusive": 1, "fail": 2, "error": 3}
+
+
+def per_requirement(result: Mapping[str, Any]) -> dict[str, str]:
+    """What one case result says of each requirement: the worst verdict of the checks that decide it.
+
+    A requirement the case cites that no check decided (the case stopped before it, or errored)
+    takes the case's verdict."""
+    out: dict[str, str] = {}
+    for step in result.get("steps") or []:
+        verdict = str(step.get("verdict", ""))
+        if verdict not in _RANK:
+            continue
+        for req in step.get("requirements") or []:
+            if _RANK[verdict] >= _RANK.get(out.get(req, "pass"), 0):
+                out[req] = verdict
+    case_verdict = str(result.get("verdict", ""))
+    for req in result.get("requirements") or []:
+        stopped = case_verdict in ("error", "inconclusive") and not _decided_fully(result)
+        if req not in out or (stopped and out[req] == "pass"):
+            out[req] = case_verdict
+    return out
+
+
+def _decided_fully(result: Mapping[str, Any]) -> bool:
+    """Whether the case ran to its end (its catch-all ran): then a passing check stands."""
+    return any(step.get("kind") == "no-unexpected" for step in result.get("steps") or [])
+
+
+def _collected(
+    results_dir: Path, tc_dir: Path, profile: Profile, warnings: list[str]
+) -> tuple[dict[str, dict[str, Any]], list[dict[str, str]]]:
+    """The collected cases as the run recorded them (``_collected.json``), and their files."""
+    manifest = results_dir / "_collected.json"
+    defined: dict[str, dict[str, Any]] = {}
+    files: list[dict[str, str]] = []
+    if manifest.is_file():
+        try:
+            data = json.loads(manifest.read_text(encoding="utf-8"))
+            records = list(data["cases"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            warnings.append(f"{manifest}: unreadable record of the collected cases: {exc}")
+            records = []
+        for rec in records:
+            if isinstance(rec, dict) and isinstance(rec.get("id"), str):
+                path = Path(str(rec.get("file", "")))
+                shown = path.relative_to(tc_dir).as_posix() if path.is_relative_to(tc_dir) else path.as_posix()
+                defined[rec["id"]] = {**rec, "file": shown}
+                files.append({"file": shown, "sha256": str(rec.get("sha256", "")), "id": rec["id"]})
+        return defined, sorted(files, key=lambda f: f["file"])
+    warnings.append(f"{manifest}: no record of the collected cases; the test case files were read instead")
+    paths = discover([tc_dir]) if tc_dir.is_dir() else []
+    if not tc_dir.is_dir():
+        warnings.append(f"{tc_dir}: no such test case folder")
+    for path in paths:
+        entry = {"file": path.relative_to(tc_dir).as_posix(), "sha256": sha256_file(path), "id": ""}
+        files.append(entry)
+        try:
+            tc = load_testcase(path, profile)
+        except DefinitionError as exc:
+            warnings.append(f"test case file not loadable: {exc}")
+            continue
+        entry["id"] = tc.id
+        defined[tc.id] = {
+            "id": tc.id,
+            "title": tc.title,
+            "file": entry["file"],
+            "sha256": tc.sha256,
+            "clause": tc.clause,
+            "requirements": list(tc.requirements),
+            "strength": tc.strength,
+            "role": tc.role,
+        }
+    return defined, files
 
 
 def requirement_status(verdicts: Iterable[str]) -> str:
@@ -108,31 +186,9 @@ def build(
     tc_dir, pcap_dir = Path(testcases_dir), Path(pcaps_dir)
     cat = catalogue()
 
-    # Test cases defined on disk (so a case that did not run still shows up as not-run).
-    defined: dict[str, dict[str, Any]] = {}
-    files: list[dict[str, str]] = []
-    paths = discover([tc_dir]) if tc_dir.is_dir() else []
-    if not tc_dir.is_dir():
-        warnings.append(f"{tc_dir}: no such test case folder")
-    for path in paths:
-        entry = {"file": path.relative_to(tc_dir).as_posix(), "sha256": sha256_file(path), "id": ""}
-        files.append(entry)
-        try:
-            tc = load_testcase(path, profile)
-        except DefinitionError as exc:
-            warnings.append(f"test case file not loadable: {exc}")
-            continue
-        entry["id"] = tc.id
-        defined[tc.id] = {
-            "id": tc.id,
-            "title": tc.title,
-            "file": entry["file"],
-            "sha256": tc.sha256,
-            "clause": tc.clause,
-            "requirements": list(tc.requirements),
-            "strength": tc.strength,
-            "role": tc.role,
-        }
+    # The cases the run collected (so a case that did not run still shows up as not-run), as the
+    # run recorded them; only a run that left no record makes the matrix read the YAML files.
+    defined, files = _collected(Path(results_dir), tc_dir, profile, warnings)
 
     pcaps = _hash_tree(pcap_dir, ["*.pcap", "*.pcapng"])
     pcap_hash = {Path(p["file"]).name: p["sha256"] for p in pcaps}
@@ -180,12 +236,18 @@ def build(
                 "duration_s": None,
             }
 
+    # Which requirements each case decided, and how: a check names the requirement it decides,
+    # so a case that failed one requirement can still show another as passed.
+    decided = {str(r["id"]): per_requirement(r) for r in results}
     citing: dict[str, list[str]] = {}
     for cid in sorted(cases):
-        for req in cases[cid]["requirements"]:
+        for req in sorted(set(cases[cid]["requirements"]) | set(decided.get(cid, {}))):
             citing.setdefault(req, []).append(cid)
             if req not in cat:
                 warnings.append(f"{cid}: cites {req}, which is not in the requirement catalogue")
+
+    def verdict_of(cid: str, rid: str) -> str:
+        return decided.get(cid, {}).get(rid) or cases[cid]["verdict"]
 
     requirements = []
     for rid, req in cat.items():
@@ -204,11 +266,11 @@ def build(
                 "title": req.title,
                 "clause": req.clause,
                 "tag": req.tag,
-                "status": requirement_status(cases[c]["verdict"] for c in ids),
+                "status": requirement_status(verdict_of(c, rid) for c in ids),
                 "provisional": bool(provisional),
                 "provisional_items": provisional,
                 "cases": [
-                    {"id": c, "verdict": cases[c]["verdict"], "provisional": cases[c]["provisional"]} for c in ids
+                    {"id": c, "verdict": verdict_of(c, rid), "provisional": cases[c]["provisional"]} for c in ids
                 ],
             }
         )

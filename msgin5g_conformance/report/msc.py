@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from typing import Any
 from xml.sax.saxutils import escape
 
+from msgin5g_conformance.world.nodes import ELSEWHERE
+
 LEFT = 104  # width of the time column
 COLUMN = 210  # distance between lifelines
 TOP = 70  # y of the lifeline header boxes
@@ -62,6 +64,8 @@ def is_sut(node: str) -> bool:
 
 
 def _rank(node: str) -> tuple[int, int, str]:
+    if node == ELSEWHERE:
+        return (5, 0, node)  # an address of the case's range that no node owns: rightmost
     if node.startswith("cue"):
         return (0, 0, node)
     if is_sut(node):

@@ -64,6 +64,8 @@ Step = SendStep | ExpectStep | UpperStep | WaitStep | ExpectNothingStep
 class TestCase:
     """One declarative test case (one YAML file)."""
 
+    __test__ = False  # a harness model, not a pytest test class
+
     id: str
     title: str
     purpose: str

@@ -252,8 +252,8 @@ class Bindings:
             for v in value:
                 r = self.resolve(v)
                 # a variable holding a list inside a list splices in (e.g. [${uri.single}, extra])
-                text = parse_text(v) if isinstance(v, str) else None
-                if isinstance(text, Text) and text.single is not None and isinstance(r, list):
+                parsed = parse_text(v) if isinstance(v, str) else None
+                if isinstance(parsed, Text) and parsed.single is not None and isinstance(r, list):
                     out.extend(r)
                 else:
                     out.append(r)

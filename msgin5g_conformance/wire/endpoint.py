@@ -9,7 +9,8 @@ the socket and the test case, so that nothing the SUT does is hidden by a librar
 * **Sending** hands the datagram to the kernel and records it only once the kernel accepted it;
   a refused send is kept as a :class:`SendFailure` with its errno, never shown as sent. Every
   send yields to the event loop, so that a burst never queues past a receiver's buffer.
-* **The message layer** (RFC 7252 section 4): a Confirmable message from the peer is answered
+* **The message layer** (RFC 7252 section 4; state lives as long as the endpoint, which is one
+  test case, far shorter than EXCHANGE_LIFETIME): a Confirmable message from the peer is answered
   with an ACK (empty, or carrying the response a handler gives: piggybacked, 5.2.1) unless the
   node holds its ACKs for the test case to send; an Empty CON ("ping") with a Reset (4.3);
   duplicates (same source and Message ID, 4.5) are answered with the same ACK again and not
@@ -247,7 +248,11 @@ class Endpoint:
     def _handle(self, msg: CoapMessage, peer: Address) -> CoapMessage | None:
         if self.handler is None:
             return None
-        return self.handler(self, msg, peer)
+        try:
+            return self.handler(self, msg, peer)
+        except Exception:  # a handler bug must not cost the peer its ACK
+            log.exception("%s: the handler failed on %s from %s", self.name, msg.summary(), peer)
+            return None
 
     def _answered(self, msg: CoapMessage, peer: Address) -> None:
         assert self._loop is not None
@@ -316,9 +321,11 @@ class Endpoint:
             # duplicate of the message it answers gets the same answer again (RFC 7252 4.5)
             self._seen.setdefault((to, msg.mid), _Seen()).reply = codec.encode(msg)
         data = codec.encode(msg)
+        refused = len(self.failures)
         seq = await self.send_raw(data, to)
         if msg.mtype == MessageType.CON and self._sock is not None:
-            self._track(msg.mid, data, to, seq)
+            # (seq is None also when the datagram went out but was not numbered here: sniff mode)
+            self._track(msg.mid, data, to, seq, refused=len(self.failures) > refused)
         return seq
 
     async def send_raw(self, data: bytes, to: Address) -> int | None:
@@ -338,9 +345,9 @@ class Endpoint:
         await asyncio.sleep(0)  # let receivers (the SUT may share this loop) read
         return seq
 
-    def _track(self, mid: int, data: bytes, to: Address, seq: int | None) -> None:
+    def _track(self, mid: int, data: bytes, to: Address, seq: int | None, *, refused: bool) -> None:
         assert self._loop is not None
-        if seq is None and self.record is not None:
+        if refused:  # never on the wire: nothing to retransmit, nothing to wait for
             ex = Exchange(to, mid, data, None, self._loop.time(), state="failed")
             self.exchanges.append(ex)
             return

@@ -12,8 +12,7 @@ import dataclasses
 from typing import Any
 
 from msgin5g_conformance.wire.numbers import Code
-
-from .reference.gateway import PER_UE_CODES, BulkExchange, CachedRequest, ReferenceGateway
+from sut_adapters.reference.gateway import PER_UE_CODES, BulkExchange, CachedRequest, ReferenceGateway
 
 
 class OmitsOneUe(ReferenceGateway):
@@ -123,6 +122,19 @@ class StopsBlockwise(ReferenceGateway):
         return False
 
 
+class CopiesToIdleUe(ReferenceGateway):
+    """Breaks REQ-GW-BULK-2 where no case looked before: every split 2.05 also goes to a UE that
+    never asked (the address cue100 would have, a host of the case's range no node owns)."""
+
+    def deliver(
+        self, entry: CachedRequest, code: int, configuration: dict[str, Any] | None, exchange: BulkExchange
+    ) -> None:
+        super().deliver(entry, code, configuration, exchange)
+        if code == Code.CONTENT:
+            idle = (entry.endpoint[0].rsplit(".", 1)[0] + ".110", entry.endpoint[1])
+            super().deliver(dataclasses.replace(entry, endpoint=idle), code, configuration, exchange)
+
+
 VARIANTS: dict[str, tuple[type[ReferenceGateway], str]] = {
     "gw-omits-one-ue": (OmitsOneUe, "REQ-GW-BULK-1"),
     "gw-lists-one-twice": (ListsOneTwice, "REQ-GW-BULK-1"),
@@ -135,4 +147,5 @@ VARIANTS: dict[str, tuple[type[ReferenceGateway], str]] = {
     "gw-wrong-recipient": (WrongRecipient, "REQ-GW-BULK-2"),
     "gw-stops-blockwise": (StopsBlockwise, "REQ-GW-BULK-2"),
     "gw-fans-out-errors": (FansOutErrors, "REQ-GW-BULK-3"),
+    "gw-copies-to-idle-ue": (CopiesToIdleUe, "REQ-GW-BULK-2"),
 }

@@ -16,10 +16,9 @@ from typing import Any
 from msgin5g_conformance.wire.capture.record import Address
 from msgin5g_conformance.wire.codec import CoapMessage
 from msgin5g_conformance.wire.numbers import Code, MessageType
+from sut_adapters.base import ClientInfo
 from sut_adapters.reference.coapnode import CoapNode
-
-from .base import ClientInfo
-from .reference.relay import ReferenceRelay
+from sut_adapters.reference.relay import ReferenceRelay
 
 
 class RelaysWithoutLink(ReferenceRelay):

@@ -7,10 +7,9 @@ each and checks that exactly the cases of the broken requirement fail.
 from __future__ import annotations
 
 from msgin5g_conformance.wire.codec import CoapMessage
-from msgin5g_conformance.wire.numbers import Code
+from msgin5g_conformance.wire.numbers import Code, MessageType
 from sut_adapters.reference.coapnode import CoapNode
-
-from .reference.cue import Option, ReferenceConstrainedUE
+from sut_adapters.reference.cue import Option, ReferenceConstrainedUE
 
 
 class AppliesOthers(ReferenceConstrainedUE):
@@ -58,9 +57,22 @@ class Ignores403(ReferenceConstrainedUE):
         return code != Code.FORBIDDEN and super().handles_code(code)
 
 
+class AlsoDirectToScms(ReferenceConstrainedUE):
+    """Breaks REQ-CUE-REQ-1: sends its configuration GET through the relay and, besides, straight to
+    the SCM-S (a Constrained UE cannot reach the network itself: 6.2.2.2 goes through the relay)."""
+
+    def request_configuration(self) -> None:
+        super().request_configuration()
+        assert self.token is not None
+        request = CoapMessage(MessageType.CON, Code.GET, 0, self.token, self.request_options())
+        self.sending_node().send(request, self.env.scm_s)
+        self.note("(faulty) sent the configuration GET straight to the SCM-S too")
+
+
 VARIANTS: dict[str, tuple[type[ReferenceConstrainedUE], str]] = {
     "cue-applies-others": (AppliesOthers, "REQ-CUE-RSP-2"),
     "cue-wrong-port": (WrongPort, "REQ-CUE-REQ-1"),
     "cue-no-recipient": (NoRecipient, "REQ-CUE-REQ-1"),
     "cue-ignores-403": (Ignores403, "REQ-CUE-RSP-1"),
+    "cue-also-direct-to-scms": (AlsoDirectToScms, "REQ-CUE-REQ-1"),
 }
