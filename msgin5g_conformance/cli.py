@@ -73,6 +73,9 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("--testcases", default=None, help="test case folder (default: testcases/)")
     rp.add_argument("--waivers", default=None, help="YAML file of known deviations (requirement, reason, expires)")
     rp.add_argument("--no-html", action="store_true", help="skip the HTML report (Allure, needs Node.js)")
+    rp.add_argument(
+        "--strict", action="store_true", help="fail the gate on deviations from a SHOULD too (they are warnings)"
+    )
 
     li = sub.add_parser("lint", help="check test case files without running them")
     li.add_argument("paths", nargs="+")
@@ -162,7 +165,7 @@ def cmd_report(a: argparse.Namespace) -> int:
     if not a.no_html:
         ok, message = html.generate(reports / "allure-results", reports / "index.html")
         print(f"HTML report: {message}" if ok else f"HTML report not written: {message}")
-    result = gate.check(reports / "results", a.waivers)
+    result = gate.check(reports / "results", a.waivers, strict=a.strict)
     for line in result.lines:
         print(line)
     return int(result.exit_code)

@@ -338,11 +338,15 @@ def result_json(case: TestCase, r: CaseResult) -> dict[str, Any]:
                 "peer": s.peer,
                 "requirements": list(s.requirements),
                 "covered_ms": s.covered_ms,
+                "strength": s.strength,
+                "deviations": [d.__dict__ for d in s.deviations],
                 "findings": [f.__dict__ for f in s.findings],
             }
             for s in r.steps
         ],
         "exchange": r.exchange,
+        "readings": r.readings,
+        "deviations": [{"step": index, **d.__dict__} for index, d in r.deviations],
     }
 
 

@@ -19,6 +19,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from msgin5g_conformance.errors import NotApplicable
 from msgin5g_conformance.wire.endpoint import CoapTimers
+from msgin5g_conformance.wire.numbers import code_to_str
 from msgin5g_conformance.world.profile import Profile
 
 Address = tuple[str, int]
@@ -98,6 +99,7 @@ class SutAdapter(Protocol):
     name: str
     roles: frozenset[str]
     capabilities: frozenset[str]
+    options: frozenset[str]  # the MAY behaviours it implements (PICS): spec/requirements.py OPTIONS
     instances: int  # how many cases may be open at once (each on its own addresses)
 
     async def start(self, env: SutEnvironment) -> None:
@@ -112,3 +114,43 @@ class SutAdapter(Protocol):
 
     def log_text(self) -> str:
         """The SUT's log since the last :meth:`open_case` began (the evidence when opening failed)."""
+
+
+def profile_values(p: Profile) -> dict[str, Any]:
+    """The run's profile in the terms of a SUT profile's ``protocol`` section."""
+    return {
+        "port": p.port,
+        "port_match": p.port_match,
+        "recipient_option": p.recipient_option,
+        "content_format": p.content_format,
+        "scm_s_address": p.scm_s_address,
+        "client_address": p.client_address_template,
+        "sut_ue_address": p.sut_ue_address,
+        "val_service_id": p.val_service_id,
+        "bulk_conf_flag": p.bulk_conf_flag,
+        "single_path": p.single_path,
+        "bulk_path": p.bulk_path,
+        "list_encoding": p.list_encoding,
+        "relayed_codes": sorted(code_to_str(c) for c in p.relayed_codes),
+        "bulk_response_shape": p.bulk_response_shape,
+        "query_names": {"ue_ids": p.query_ue_ids, "vendor": p.query_vendor, "type": p.query_type},
+        "readings": dict(p.readings),
+    }
+
+
+def protocol_mismatches(declared: Mapping[str, Any], profile: Profile) -> list[str]:
+    """Each value the implementation has built in that differs from the run's profile (a reading
+    or a query name the SUT states is compared one by one)."""
+    run = profile_values(profile)
+    out = []
+    for key, built_in in sorted(declared.items()):
+        if isinstance(built_in, dict):
+            for sub, value in sorted(built_in.items()):
+                have = run[key].get(sub)
+                if value != have:
+                    out.append(f"{key}.{sub}: the SUT implements {value!r}, profile {profile.name!r} has {have!r}")
+            continue
+        want = sorted(built_in) if key == "relayed_codes" else built_in
+        if want != run[key]:
+            out.append(f"{key}: the SUT implements {built_in!r}, profile {profile.name!r} has {run[key]!r}")
+    return out

@@ -56,9 +56,8 @@ from msgin5g_conformance import schemacheck, yamlsource
 from msgin5g_conformance.errors import DefinitionError, HarnessError, Problem
 from msgin5g_conformance.wire.capture.record import Address
 from msgin5g_conformance.wire.numbers import code_to_str
-from msgin5g_conformance.world.profile import Profile
 
-from .base import CaseWorld, ClientInfo, NotSupported, SutEnvironment
+from .base import CaseWorld, ClientInfo, NotSupported, SutEnvironment, protocol_mismatches
 
 PROTOCOL_VERSION = 1
 OPERATIONS = (
@@ -115,6 +114,7 @@ class SutProfile:
     tcp: Address | None
     roles: frozenset[str]
     capabilities: frozenset[str]
+    options: frozenset[str]  # MAY behaviours it implements (the suite's PICS)
     endpoints: Mapping[str, Address]
     protocol: Mapping[str, Any]
     ready_s: float
@@ -230,41 +230,12 @@ def load_sut_profile(path: str | Path) -> SutProfile:
         tcp=tcp,
         roles=frozenset(roles),
         capabilities=frozenset(capabilities),
+        options=frozenset(d.get("options", [])),
         endpoints=endpoints,
         protocol=dict(d.get("protocol", {})),
         ready_s=float(timeouts.get("ready_s", DEFAULT_READY_S)),
         op_s=float(timeouts.get("op_s", DEFAULT_OP_S)),
     )
-
-
-def profile_values(p: Profile) -> dict[str, Any]:
-    """The run's profile in the terms of a SUT profile's ``protocol`` section."""
-    return {
-        "port": p.port,
-        "port_match": p.port_match,
-        "recipient_option": p.recipient_option,
-        "content_format": p.content_format,
-        "scm_s_address": p.scm_s_address,
-        "client_address": p.client_address_template,
-        "sut_ue_address": p.sut_ue_address,
-        "val_service_id": p.val_service_id,
-        "bulk_conf_flag": p.bulk_conf_flag,
-        "single_path": p.single_path,
-        "bulk_path": p.bulk_path,
-        "list_encoding": p.list_encoding,
-        "relayed_codes": sorted(code_to_str(c) for c in p.relayed_codes),
-    }
-
-
-def protocol_mismatches(sut: SutProfile, profile: Profile) -> list[str]:
-    """Each value the implementation has built in that differs from the run's profile."""
-    run = profile_values(profile)
-    out = []
-    for key, built_in in sorted(sut.protocol.items()):
-        want = sorted(built_in) if key == "relayed_codes" else built_in
-        if want != run[key]:
-            out.append(f"{key}: the SUT implements {built_in!r}, profile {profile.name!r} has {run[key]!r}")
-    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -346,6 +317,15 @@ def configure_fields(
             },
             "relayed_codes": sorted(code_to_str(c) for c in p.relayed_codes),
             "bulk_policy": {"min_batch": p.min_batch, "max_wait_ms": p.max_wait_ms},
+            "api": {
+                "root_path": list(p.root_path),
+                "val_service_id": p.val_service_id,
+                "bulk_conf_flag": p.bulk_conf_flag,
+                "single_path_template": list(p.single_path_template),
+                "bulk_path_template": list(p.bulk_path_template),
+            },
+            "bulk_response_shape": p.bulk_response_shape,
+            "readings": dict(p.readings),
             "timers": {"ack_timeout_ms": p.timers.ack_timeout_ms, "max_retransmit": p.timers.max_retransmit},
             "config_schema": p.config_schema(),
             "bulk_response_schema": bulk_schema,
@@ -700,6 +680,7 @@ class ProcessAdapter:
         self.name = self.sut.name
         self.roles = self.sut.roles
         self.capabilities = self.sut.capabilities
+        self.options = self.sut.options
         self.role = sorted(self.roles)[0]
         self.env: SutEnvironment | None = None
         self._peers: dict[str, Address] = {}
@@ -718,7 +699,7 @@ class ProcessAdapter:
     # -- lifecycle -------------------------------------------------------------------------------
 
     async def start(self, env: SutEnvironment) -> None:
-        mismatches = protocol_mismatches(self.sut, env.profile)
+        mismatches = protocol_mismatches(self.sut.protocol, env.profile)
         if mismatches:
             where = f"SUT profile {self.sut.source} and the run's profile"
             raise HarnessError(f"protocol mismatch between {where}: " + "; ".join(mismatches))

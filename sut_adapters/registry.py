@@ -7,6 +7,8 @@ from typing import Any
 from msgin5g_conformance.errors import DefinitionError, UsageError
 
 from .base import SutAdapter
+from .conformant import cue as conformant_cue
+from .conformant import gateway as conformant_gateway
 from .conformant import relay as conformant_relay
 from .faulty import cue as faulty_cue
 from .faulty import gateway as faulty_gateway
@@ -25,6 +27,8 @@ FAULTY: dict[str, tuple[str, type[Any], str]] = {
 # conformant variant name -> (ReferenceAdapter keyword to replace, class, the sentence that allows it)
 CONFORMANT: dict[str, tuple[str, type[Any], str]] = {
     **{n: ("relay_class", c, why) for n, (c, why) in conformant_relay.VARIANTS.items()},
+    **{n: ("gateway_class", c, why) for n, (c, why) in conformant_gateway.VARIANTS.items()},
+    **{n: ("cue_class", c, why) for n, (c, why) in conformant_cue.VARIANTS.items()},
 }
 
 

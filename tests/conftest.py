@@ -24,6 +24,26 @@ def write_profile(folder: Path, **timers: int) -> Path:
     return path
 
 
+def profile_with(folder: Path, name: str, changes: dict[str, object]) -> Path:
+    """A copy of the default profile with dotted keys changed (``query.ue_ids``, ``readings.relay_model``)."""
+    data = yaml.safe_load(DEFAULT_PROFILE.read_text(encoding="utf-8"))
+    schemas = ROOT / "msgin5g_conformance" / "schemas"
+    data["config_schema"] = str(schemas / "ue-config.schema.json")
+    data["bulk_response_schema"] = str(schemas / "bulk-response.schema.json")
+    data["name"] = name
+    for key, value in changes.items():
+        node = data
+        *parents, last = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = value
+    if data.get("bulk_response_shape") == "by-id":
+        data["bulk_response_schema"] = str(schemas / "bulk-response-by-id.schema.json")
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path
+
+
 @pytest.fixture(scope="session")
 def fast_profile(tmp_path_factory: pytest.TempPathFactory) -> Profile:
     """The profile used by the self-tests (the default timers, written as a file like a lab would)."""

@@ -304,7 +304,7 @@ def test_run_one_case_writes_pcap_and_reports(tmp_path: Path) -> None:
     assert cases[0].find("failure") is None and cases[0].find("error") is None
     properties = {p.get("name"): p.get("value") for p in cases[0].iter("property")}
     assert properties["verdict"] == "pass"
-    assert properties["provisional"] == "addresses,recipient_option"
+    assert properties["provisional"] == "addresses,readings,recipient_option"
 
     allure = [json.loads(p.read_text("utf-8")) for p in (reports / "allure-results").glob("*-result.json")]
     assert [r["status"] for r in allure] == ["passed"]
@@ -316,7 +316,7 @@ def test_run_one_case_writes_pcap_and_reports(tmp_path: Path) -> None:
     assert result["verdict"] == "pass"
     assert result["profile"] == "lab"
     assert result["profile_sha256"] == load_profile(tmp_path / "lab-profile.yaml").sha256
-    assert result["provisional"] == ["addresses", "recipient_option"]
+    assert result["provisional"] == ["addresses", "readings", "recipient_option"]
     assert result["sut"] == "reference"
 
 

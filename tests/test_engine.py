@@ -94,20 +94,21 @@ def check_claim_shrinks_with_the_late_window(profile: Profile, tmp: Path) -> Non
 
 
 class MangledControl(ReferenceRelay):
-    """Relays responses with a token of its own (a control that arrives but does not match)."""
+    """Relays 2.05 responses as 2.03 (a control that arrives, identified by its recipient, but does
+    not match)."""
 
     def downlink_copy(self, msg: CoapMessage) -> CoapMessage:
-        return dataclasses.replace(super().downlink_copy(msg), token=b"\xee\xee")
+        return dataclasses.replace(super().downlink_copy(msg), code=0x43)
 
 
 def check_mismatched_control_is_inconclusive(profile: Profile) -> None:
-    """The control arrived with another token: inconclusive with the control's own mismatch, not a
+    """The control arrived with another code: inconclusive with the control's own mismatch, not a
     discard violation."""
     dl004 = load_testcase(RELAY / "RELAY-DL-004.yaml", profile)
     (result,) = run(profile, variant(MangledControl), dl004)
     assert result.verdict is Verdict.INCONCLUSIVE, result.reason
     assert "positive control arrived at cue1 but did not match" in result.reason
-    assert any(f.field == "token" and not f.ok for f in step(result, "1").findings)
+    assert any(f.field == "code" and not f.ok for f in step(result, "1").findings)
     assert not [s for s in result.steps if s.verdict is Verdict.FAIL]
 
 

@@ -196,7 +196,7 @@ BROKEN = [
      "author", f"unknown key 'author'; expected one of {ALLOWED_TOP}"),
     ("unknown-step-key", "      to: sut.uu\n", "      to: sut.uu\n      colour: red\n", "colour: red",
      "steps[0].send.colour",
-     "unknown key 'colour'; expected one of code, from, mid, options, payload, raw, to, token, type"),
+     "unknown key 'colour'; expected one of code, from, mid, options, payload, query, raw, to, token, type"),
     ("strength-number", "strength: shall", "strength: 3", "strength: 3",
      "strength", "expected one of shall, should, may, found number 3"),
     ("role-router", "role: relay", "role: router", "role: router",
@@ -522,6 +522,8 @@ purpose: >
 clause: TS 24.538 6.2.2.1
 requirements: [REQ-RELAY-UL-1, REQ-RELAY-DL-1]
 strength: should
+option: bulk-configuration
+reading: [relay_model, unsolicited_token]
 role: relay
 depends_on: [port_match]
 applicability:
@@ -690,6 +692,7 @@ purpose: Base gateway case that the foreach tests edit.
 clause: TS 24.538 6.2.2.x
 requirements: [REQ-GW-BULK-1]
 strength: may
+option: bulk-configuration
 role: gateway
 steps:
   - foreach:

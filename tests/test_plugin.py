@@ -238,8 +238,8 @@ def test_set_mismatch_fails_with_an_any_order_finding(pytester: pytest.Pytester)
     where = f"at {case}:{line_of(case, '  - expect:')} (step 1): "
     assert any(s.startswith(f"  {where}") for s in out), result.stdout.str()
     prefix = (
-        "    options.uri-query: expected in any order: 'ue-uri=cue1.msgin5g.example', "
-        "'ue-uri=cue2.msgin5g.example', 'ue-uri=cue3.msgin5g.example'; found "
+        "    query.ue_ids (ue-uri): expected in any order, each once: 'cue1.msgin5g.example', "
+        "'cue2.msgin5g.example', 'cue3.msgin5g.example'; found "
     )
     (finding,) = [s for s in out if s.startswith(prefix)]
     assert len(finding[len(prefix) :].split(", ")) == 2

@@ -89,6 +89,7 @@ def test_default_addresses_timers_and_provisional_items(default: Profile) -> Non
         "config_schema",
         "bulk_response_schema",
         "bulk_policy",
+        "readings",
     }
 
 
@@ -264,7 +265,7 @@ def test_unknown_provisional_item_is_located(tmp_path: Path) -> None:
     assert profile_error(path) == (
         f"{path}:{line_of(text, 'bulk_polcy')}: provisional[7]: expected one of port, port_match, "
         "recipient_option, addresses, content_format, single_uri, bulk_uri, query, relay, bulk_policy, "
-        "config_schema, bulk_response_schema, scm_s, found 'bulk_polcy'"
+        "config_schema, bulk_response_schema, scm_s, readings, found 'bulk_polcy'"
     )
 
 
@@ -309,7 +310,7 @@ def test_scm_s_and_bulk_policy_of_a_custom_profile(tmp_path: Path) -> None:
 
 def test_bulk_response_schema_beside_the_profile(tmp_path: Path) -> None:
     """bulk_response_schema, like config_schema, is looked up first relative to the profile file."""
-    (tmp_path / "my-bulk.schema.json").write_text('{"type": "array"}', encoding="utf-8")
+    (tmp_path / "my-bulk.schema.json").write_text('{"type": "object"}', encoding="utf-8")
     text = mutate(DEFAULT_TEXT, "bulk_response_schema: bulk-response", "bulk_response_schema: my-bulk")
     lab = load_profile(write(tmp_path, text))
     assert lab.bulk_response_schema_path == tmp_path / "my-bulk.schema.json"

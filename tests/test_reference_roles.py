@@ -542,7 +542,8 @@ def test_cue_applies_a_piggybacked_answer() -> None:
 
 
 def test_cue_keeps_state_on_an_invalid_document() -> None:
-    """A 2.05 whose document fails the configuration schema is not applied."""
+    """A 2.05 whose document fails the configuration schema is not applied: the UE reports it as
+    handled and invalid, with the configuration in force unchanged."""
 
     async def test(b: Bench) -> None:
         relay = await b.peer("relay")
@@ -553,7 +554,7 @@ def test_cue_keeps_state_on_an_invalid_document() -> None:
         bad = {"Segment-size": 0}
         relay.node.send(relay_response(token, Code.CONTENT, PROFILE.sut_ue_address, bad), b.topology.address("sut.cue"))
         await wait_until(lambda: any("not applied" in line for line in ue.log))
-        assert ue.applied() == {"status": "none", "configuration": None}
+        assert ue.applied() == {"status": "invalid", "configuration": None}
 
     run(test)
 
@@ -658,8 +659,9 @@ def test_gw_wrong_recipient() -> None:
 
 
 def test_gw_fans_out_errors() -> None:
-    out = gateway_scenario(faulty_gateway.FansOutErrors, {"cue1": "2.05", "cue2": "4.03", "cue3": "2.05"})
-    assert [rs[0].code for rs in out.cues.values()] == [Code.FORBIDDEN] * 3
+    out = gateway_scenario(faulty_gateway.FansOutErrors, {"cue1": "2.05", "cue2": "4.03", "cue3": "4.04"})
+    # the UEs with an error result all get the first error; the one with a document keeps it
+    assert [rs[0].code for rs in out.cues.values()] == [Code.CONTENT, Code.FORBIDDEN, Code.FORBIDDEN]
 
 
 def test_gw_stops_blockwise() -> None:

@@ -140,7 +140,8 @@ def test_annotations_of_a_failed_case(payload_run: Path) -> None:
     assert [s["status"] for s in steps[:3]] == ["passed", "passed", "failed"]
     # then the checks of the whole case, each named with the requirement it decides
     assert [s["name"].split(":")[0] for s in steps[3:]] == [
-        f"check message-layer (REQ-COAP-MSG-{n})" for n in (1, 2, 3, 4)
+        *(f"check message-layer (REQ-COAP-MSG-{n})" for n in (1, 2, 3, 4)),
+        "check no-unexpected (REQ-RELAY-DL-1, REQ-RELAY-TERM-1)",
     ]
     assert {s["status"] for s in steps[3:]} == {"passed"}
     assert "payload" in steps[2]["statusDetails"]["message"]
@@ -170,7 +171,7 @@ def test_attachments_of_a_failed_case(payload_run: Path) -> None:
     assert "hex " in body("decoded datagrams").decode()
     (failed,) = json.loads(body("failed expectations"))
     assert failed["step"] == "1" and failed["verdict"] == "fail"
-    assert failed["where"].endswith("RELAY-DL-001.yaml:26")
+    assert failed["where"].endswith("RELAY-DL-001.yaml:27")
     (check,) = failed["failed_checks"]
     assert check["field"] == "payload" and check["expected"] != check["found"]
     assert "relay" in body("SUT log").decode()

@@ -32,16 +32,20 @@ from msgin5g_conformance.engine.matching import (
     Arrival,
     Inbox,
     Kind,
+    Signature,
+    identify,
     message_layer_violations,
 )
 from msgin5g_conformance.engine.verdict import CaseResult, Finding, StepResult, Verdict, merge
 from msgin5g_conformance.errors import HarnessError, NotApplicable
 from msgin5g_conformance.roles.scms import ScmServer
-from msgin5g_conformance.spec.model import TestCase, UpperStep
+from msgin5g_conformance.spec import templates
+from msgin5g_conformance.spec.model import ExpectNothingStep, ExpectStep, SendStep, Step, TestCase, UpperStep
 from msgin5g_conformance.spec.templates import Bindings
 from msgin5g_conformance.wire import codec
 from msgin5g_conformance.wire.capture.pcap import write_pcap
 from msgin5g_conformance.wire.capture.record import Address, Recorder
+from msgin5g_conformance.wire.codec import CoapMessage
 from msgin5g_conformance.wire.endpoint import Endpoint
 from msgin5g_conformance.wire.numbers import MessageType, code_to_str
 from msgin5g_conformance.world import nodes
@@ -80,8 +84,11 @@ class CaseRun:
         self.scm: ScmServer | None = None
         self.started: dict[int, float] = {}  # top-level step -> loop time it began
         self.stopped_at: StepResult | None = None  # the step after which the case stopped
+        self.failed_captures: dict[str, str] = {}  # capture name -> the step that failed to capture it
+        self.not_judged = False  # a step could not run for want of a capture: leftovers prove nothing
         self._tester_addresses: set[Address] = set()
-        self._stimulus: tuple[int, float, bytes] | None = None
+        self._stimulus: tuple[int, float, CoapMessage | None] | None = None
+        self.last_sent: CoapMessage | None = None
         self.late_end: float | None = None  # wall time the late window ended
         self.sut_log = ""
 
@@ -126,17 +133,18 @@ class CaseRun:
     def inbox_fed(self) -> int:
         return self.inbox._fed
 
-    def stimulus(self, seq: int | None, payload: bytes) -> None:
+    def stimulus(self, seq: int | None, message: CoapMessage | None) -> None:
         """A send step put a datagram on the wire: an absence check that follows starts there."""
+        self.last_sent = message
         if seq is not None and seq < len(self.recorder):
-            self._stimulus = (seq + 1, self.recorder.datagrams_at(seq).time, payload)
+            self._stimulus = (seq + 1, self.recorder.datagrams_at(seq).time, message)
         else:
-            self._stimulus = (len(self.recorder), time.time(), payload)
+            self._stimulus = (len(self.recorder), time.time(), message)
 
-    def stimulus_mark(self) -> tuple[int, float, bytes]:
-        """Where an absence check starts: after the last stimulus (its capture number, time, payload)."""
+    def stimulus_mark(self) -> tuple[int, float, CoapMessage | None]:
+        """Where an absence check starts: after the last stimulus (capture number, time, message)."""
         if self._stimulus is None:
-            return len(self.recorder), time.time(), b""
+            return len(self.recorder), time.time(), None
         return self._stimulus
 
     # -- open --------------------------------------------------------------------------------------
@@ -203,9 +211,27 @@ class CaseRun:
             self.started.setdefault(int(step.index.split("[")[0]), loop.time())
             r = await steps.run_step(self, step)
             self.results.append(r)
-            if r.verdict.rank >= Verdict.INCONCLUSIVE.rank:
+            # One check, one requirement: a failed check does not hide the independent ones after
+            # it (a step that needs what a failed one should have captured is not judged); only a
+            # harness or set-up error ends the case.
+            if r.verdict is Verdict.ERROR:
                 self.stopped_at = r
                 return
+
+    def unmet_needs(self, step: Step) -> int | None:
+        """The earlier top-level step this one needs (``needs``) that did not pass, if any."""
+        for n in step.needs:
+            done = [r for r in self.results if r.index.split("[")[0].split(".")[0] == str(n)]
+            if not done or any(r.verdict is not Verdict.PASS for r in done):
+                return n
+        return None
+
+    def missing_capture(self, step: Step) -> tuple[str, str] | None:
+        """The capture a step needs that an earlier, failed step did not make (name, that step)."""
+        for _, var in templates.variables(_template_of(step)):
+            if var.name in self.failed_captures and var.name not in self.bindings.captures:
+                return var.name, self.failed_captures[var.name]
+        return None
 
     # -- finish ------------------------------------------------------------------------------------
 
@@ -288,7 +314,7 @@ class CaseRun:
                 code = a.message.code if a.message is not None and a.kind is not Kind.STRAY else None
                 unexpected.setdefault(roles.unaccounted_requirement(self.case.role, code), []).append(a)
         self._judge_absences(violations)
-        if self.stopped_at is None:
+        if self.stopped_at is None and not self.not_judged:
             for requirement, found in sorted(unexpected.items()):
                 a = found[0]
                 extra.append(
@@ -313,6 +339,7 @@ class CaseRun:
                         Verdict.PASS,
                         f"every datagram the SUT sent in the case's range until the end of the late window was "
                         f"accounted for ({len(self.inbox.arrivals)} datagram(s))",
+                        requirements=self.case.requirements,
                     )
                 )
         extra.extend(self._capture_problems())
@@ -336,21 +363,23 @@ class CaseRun:
     def _absence_of(self, a: Arrival) -> int | None:
         """The absence check a leftover breaks: one whose interval it falls in, arriving at a
         watched node or carrying the discarded stimulus's payload (wherever it went)."""
-        payload = a.message.payload if a.message is not None else None
+        option = self.profile.recipient_option
         for i, ab in enumerate(self.absences):
             if a.seq < ab.start_seq:
                 continue
-            if ab.stimulus_payload and payload == ab.stimulus_payload and not self._delivered(ab.stimulus_payload):
+            who = identify(a.message, ab.stimulus, ab.control, option)
+            if who == "stimulus" and not self._delivered(ab.stimulus):
                 return i  # the discarded message itself, wherever it went
-            if a.at in ab.watched and not (payload and payload in ab.control_payloads):
+            if a.at in ab.watched and who != "control":
                 return i  # (an extra copy of the control is not the discarded message)
         return None
 
-    def _delivered(self, payload: bytes) -> bool:
-        """Whether a step took a message with this payload (then the stimulus was to be relayed,
-        and another copy of it is an extra message, not the discarded one)."""
+    def _delivered(self, stimulus: Signature) -> bool:
+        """Whether a step took a copy of the stimulus (then it was to be relayed, and another copy
+        of it is an extra message, not the discarded one)."""
+        option = self.profile.recipient_option
         return any(
-            x.taken_by is not None and x.message is not None and x.message.payload == payload
+            x.taken_by is not None and identify(x.message, stimulus, Signature(), option) == "stimulus"
             for x in self.inbox.arrivals
         )
 
@@ -452,6 +481,8 @@ class CaseRun:
         reason = decisive.reason if decisive else f"all {len(self.case.steps)} steps passed"
         used = set(self.bindings.used) | {d for d in self.case.depends_on if d in self.profile.provisional}
         r = self.session.result_for(self.case, verdict, reason, self.results, pcap, used, self.began)
+        named = set(self.case.readings) | self.bindings.readings_used
+        r.readings = {name: self.profile.reading(name) for name in sorted(named)}
         r.decisive_step = decisive.index if decisive else None
         r.decisive_datagram = decisive.datagram if decisive else None
         r.sut_log = self.sut_log
@@ -505,3 +536,13 @@ async def run_active(run: CaseRun) -> None:
     except (HarnessError, OSError) as exc:
         run.results.append(StepResult("setup", "setup", None, Verdict.ERROR, f"harness/set-up error: {exc}"))
         run.stopped_at = run.results[-1]
+
+
+def _template_of(step: Step) -> object:
+    if isinstance(step, SendStep | ExpectStep):
+        return step.message
+    if isinstance(step, UpperStep):
+        return step.expect
+    if isinstance(step, ExpectNothingStep):
+        return [_template_of(c) for c in step.control]
+    return None

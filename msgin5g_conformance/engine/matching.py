@@ -199,6 +199,65 @@ def _resource(m: CoapMessage) -> tuple[tuple[int, bytes], ...]:
 
 
 @dataclass(frozen=True)
+class Signature:
+    """What tells the two messages of an absence check apart: the discarded stimulus and the
+    positive control (test cases make them differ: the loader refuses equal payloads)."""
+
+    payloads: frozenset[bytes] = frozenset()
+    recipients: frozenset[bytes] = frozenset()
+    tokens: frozenset[bytes] = frozenset()
+    queries: frozenset[bytes] = frozenset()  # requests: the Uri-Query, joined (b"" for none)
+
+    def __or__(self, other: Signature) -> Signature:
+        return Signature(
+            self.payloads | other.payloads,
+            self.recipients | other.recipients,
+            self.tokens | other.tokens,
+            self.queries | other.queries,
+        )
+
+    @staticmethod
+    def of(message: CoapMessage | None, recipient_option: int) -> Signature:
+        if message is None:
+            return Signature()
+        return Signature(
+            frozenset({message.payload} - {b""}),
+            frozenset(message.option_values(recipient_option)),
+            frozenset({message.token} - {b""}),
+            frozenset({_query_key(message)}) if is_request(message.code) else frozenset(),
+        )
+
+
+def _query_key(message: CoapMessage) -> bytes:
+    return b"&".join(message.option_values(OptionNumber.URI_QUERY))
+
+
+def identify(message: CoapMessage | None, stimulus: Signature, control: Signature, recipient_option: int) -> str | None:
+    """``stimulus``, ``control`` or None: by payload first, then by a recipient, a query or a token
+    that one of them has and the other has not (so a relay that rewrites a payload, or a token, is
+    still told apart by what it kept)."""
+    if message is None:
+        return None
+    if message.payload and message.payload in stimulus.payloads:
+        return "stimulus"
+    if message.payload and message.payload in control.payloads:
+        return "control"
+    for telling, mine, theirs in (
+        (
+            stimulus.recipients ^ control.recipients,
+            frozenset(message.option_values(recipient_option)),
+            stimulus.recipients,
+        ),
+        (stimulus.queries ^ control.queries, frozenset({_query_key(message)}), stimulus.queries),
+        (stimulus.tokens ^ control.tokens, frozenset({message.token}), stimulus.tokens),
+    ):
+        hit = mine & telling
+        if hit:
+            return "stimulus" if hit <= theirs else "control"
+    return None
+
+
+@dataclass(frozen=True)
 class Violation:
     """A message-layer bound the SUT broke, with the datagram that shows it."""
 

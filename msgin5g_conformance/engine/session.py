@@ -32,6 +32,7 @@ from msgin5g_conformance.engine.case import CaseRun, run_active
 from msgin5g_conformance.engine.verdict import CaseResult, StepResult, Verdict
 from msgin5g_conformance.errors import HarnessError, NotApplicable
 from msgin5g_conformance.spec.model import TestCase
+from msgin5g_conformance.spec.requirements import OPTIONS
 from msgin5g_conformance.wire.capture.record import Address
 from msgin5g_conformance.world import nodes
 from msgin5g_conformance.world.profile import Profile, condition_holds
@@ -341,6 +342,11 @@ class Session:
         missing = [c for c in case.capabilities if c not in a.capabilities]
         if missing:
             return f"SUT {self.sut_label} does not offer capability {', '.join(missing)}"
+        if case.option is not None and case.option not in a.options:
+            return (
+                f"SUT {self.sut_label} does not declare option {case.option} (a MAY: {OPTIONS[case.option]}); "
+                f"options declared: {', '.join(sorted(a.options)) or 'none'}"
+            )
         for key, want in case.profile_conditions.items():
             try:
                 have = self.profile.value(key)

@@ -15,12 +15,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from msgin5g_conformance.engine.matching import ACCOUNTABLE, Arrival, Kind
+from msgin5g_conformance.engine.matching import ACCOUNTABLE, Arrival, Kind, Signature, identify
 from msgin5g_conformance.engine.verdict import Finding, StepResult, Verdict
 from msgin5g_conformance.errors import NotApplicable
 from msgin5g_conformance.spec.model import ExpectNothingStep, ExpectStep, SendStep, Step, UpperStep, WaitStep
@@ -34,6 +35,7 @@ from msgin5g_conformance.spec.templates import (
 )
 from msgin5g_conformance.wire import codec
 from msgin5g_conformance.wire.capture.record import Address
+from msgin5g_conformance.wire.codec import CoapMessage
 from sut_adapters.base import ClientInfo, NotSupported
 
 if TYPE_CHECKING:
@@ -54,12 +56,24 @@ class Absence:
     names: tuple[str, ...]
     start_seq: int  # the stimulus: the first datagram that may be a violation comes after it
     start_time: float  # wall time of the stimulus
-    stimulus_payload: bytes  # the discarded message's payload: it must arrive nowhere
-    control_payloads: tuple[bytes, ...] = ()  # what the positive control sent (not a violation)
+    stimulus: Signature  # the discarded message: it must arrive nowhere
+    control: Signature  # the positive control (a copy of it is not the discarded message)
 
 
 async def run_step(run: CaseRun, step: Step) -> StepResult:
     t0 = time.monotonic()
+    unmet = run.unmet_needs(step)
+    if unmet is not None:
+        run.not_judged = True
+        r = StepResult(
+            step.index,
+            _KINDS.get(type(step).__name__, "step"),
+            step.line,
+            Verdict.INCONCLUSIVE,
+            f"not judged: it needs step {unmet}, which did not pass",
+            requirements=step.requirements or run.case.requirements,
+        )
+        return r
     try:
         if isinstance(step, SendStep):
             r = await send(run, step)
@@ -73,7 +87,18 @@ async def run_step(run: CaseRun, step: Step) -> StepResult:
         else:
             r = await absence(run, step)
     except TemplateError as exc:
-        r = StepResult(step.index, type(step).__name__, step.line, Verdict.ERROR, f"test definition: {exc}")
+        missing = run.missing_capture(step)
+        if missing is not None:  # it needs what an earlier step that did not pass should have captured
+            r = StepResult(
+                step.index,
+                _KINDS.get(type(step).__name__, "step"),
+                step.line,
+                Verdict.INCONCLUSIVE,
+                f"not judged: it needs ${{{missing[0]}}}, which step {missing[1]} did not capture",
+            )
+            run.not_judged = True
+        else:
+            r = StepResult(step.index, type(step).__name__, step.line, Verdict.ERROR, f"test definition: {exc}")
     except (NotApplicable, asyncio.CancelledError):
         raise
     except Exception as exc:  # a harness bug: verdict error with the reason, the run goes on
@@ -83,8 +108,27 @@ async def run_step(run: CaseRun, step: Step) -> StepResult:
         )
     r.duration_s = time.monotonic() - t0
     if not r.requirements and r.kind in ("expect", "expect_nothing", "upper"):
-        r.requirements = run.case.requirements
+        r.requirements = step.requirements or run.case.requirements
+    if run.case.strength == "should" and r.kind in ("expect", "expect_nothing", "upper"):
+        soften(r, "the case's requirement is a SHOULD")
+    if isinstance(step, ExpectStep) and r.verdict is not Verdict.PASS and step.capture:
+        run.failed_captures.update(dict.fromkeys(step.capture, step.index))
     return r
+
+
+_KINDS = {"SendStep": "send", "ExpectStep": "expect", "UpperStep": "upper", "ExpectNothingStep": "expect_nothing"}
+
+
+def soften(r: StepResult, why: str) -> None:
+    """A SHOULD that did not hold: the check passes with a recorded deviation (never a fail)."""
+    if r.verdict is not Verdict.FAIL:
+        return
+    r.deviations.extend(f for f in r.findings if not f.ok)
+    if not r.deviations:
+        r.deviations.append(Finding("deviation", "as the step says", r.reason, False))
+    r.verdict = Verdict.PASS
+    r.strength = "should"
+    r.reason = f"deviation ({why}): {r.reason}"
 
 
 # -- send ---------------------------------------------------------------------------------------
@@ -97,11 +141,11 @@ async def send(run: CaseRun, step: SendStep) -> StepResult:
     if "raw" in step.message:
         data = bytes.fromhex(step.message["raw"])
         seq = await node.send_raw(data, to)
-        what, payload = f"{len(data)} raw bytes", b""
+        what, payload = f"{len(data)} raw bytes", None
     else:
         msg = build_message(step.message, run.bindings)
         seq = await node.send(msg, to, keep_mid="mid" in step.message or msg.mtype.name in ("ACK", "RST"))
-        payload = msg.payload
+        payload = msg
         # as it went on the wire (with the Message ID the node gave it)
         what = codec.parse(run.recorder.datagrams_at(seq).data).summary() if seq is not None else msg.summary()
     if len(node.failures) > failures:
@@ -157,34 +201,55 @@ def _findings(run: CaseRun, step: ExpectStep, a: Arrival, expected_from: Address
         return [Finding("datagram", "a well-formed CoAP message (RFC 7252 3)", a.error or "malformed", False)]
     out: list[Finding] = []
     if expected_from is not None:
-        where = f"{step.sender} {expected_from[0]}:{expected_from[1]}"
-        out.append(Finding("from", where, run.addresses.label(a.datagram.src), a.datagram.src == expected_from))
+        out.append(from_finding(run, step, a, expected_from))
     out.extend(judge(a.message, step.message, run.bindings))
     return out
 
 
-def _identity(run: CaseRun, step: ExpectStep, control_payload: bytes | None) -> set[bytes]:
-    """Payloads that identify a positive control's message (test and control always differ)."""
-    marks: set[bytes] = set()
-    if control_payload:
-        marks.add(control_payload)
+def from_finding(run: CaseRun, step: ExpectStep, a: Arrival, expected: Address) -> Finding:
+    """The sender's address: its host always, its port only where the profile's reading of "from
+    UDP port 65401" (port_match) makes the source port count."""
+    src = a.datagram.src
+    found = run.addresses.label(src)
+    if run.profile.port_match in ("source", "both"):
+        return Finding("from", f"{step.sender} {expected[0]}:{expected[1]}", found, src == expected)
+    run.bindings._mark("port_match")
+    where = f"{step.sender} {expected[0]} (any port: port_match destination)"
+    return Finding("from", where, found, src[0] == expected[0])
+
+
+def expectation_signature(run: CaseRun, step: ExpectStep) -> Signature:
+    """What a control expectation names of its message: a literal payload, recipient and token."""
+    payloads: set[bytes] = set()
     spec = step.message.get("payload")
     if isinstance(spec, dict) and ("json" in spec or "text" in spec or "hex" in spec):
-        try:
-            expected = encode_payload({k: v for k, v in spec.items() if k != "schema"}, run.bindings)
-        except TemplateError:
-            expected = b""
-        if expected:
-            marks.add(expected)
-    return marks
+        with contextlib.suppress(TemplateError):
+            payloads.add(encode_payload({k: v for k, v in spec.items() if k != "schema"}, run.bindings))
+    recipients: set[bytes] = set()
+    value = (step.message.get("options") or {}).get("recipient")
+    if isinstance(value, str):
+        with contextlib.suppress(TemplateError):
+            recipients.add(str(run.bindings.resolve(value)).encode("utf-8"))
+    return Signature(frozenset(payloads - {b""}), frozenset(recipients))
 
 
-async def expect(run: CaseRun, step: ExpectStep, control: tuple[bytes | None, bool] | None = None) -> StepResult:
+@dataclass(frozen=True)
+class Control:
+    """A positive control in progress: what the discarded stimulus and the control look like, and
+    whether the expectation's node is one the absence check watches."""
+
+    stimulus: Signature
+    control: Signature
+    watched: bool
+
+
+async def expect(run: CaseRun, step: ExpectStep, control: Control | None = None) -> StepResult:
     """Wait for the first matching message at ``step.at``.
 
-    ``control`` marks a positive control of an absence check: (the control stimulus's payload,
-    whether the node is watched). A candidate that carries the control's identity but does not
-    match ends the step at once as inconclusive: the control arrived, but not as expected.
+    ``control`` marks a positive control of an absence check. At a watched node only what is
+    identified as the control (not as the discarded stimulus) is a candidate: the rest is left for
+    the absence check to judge. A candidate identified as the control that does not match ends the
+    step at once as inconclusive: the control arrived, but not as expected.
     """
     at = run.addresses.address(step.at)
     loop = asyncio.get_running_loop()
@@ -192,7 +257,8 @@ async def expect(run: CaseRun, step: ExpectStep, control: tuple[bytes | None, bo
     deadline = deadline_base(run, step) + timeout_ms / 1000
     kinds = _EMPTY_KINDS if _wants_empty(step) else ACCOUNTABLE
     expected_from = run.sut_endpoint(step.sender) if step.sender else None
-    marks = _identity(run, step, control[0]) if control else set()
+    sig = (control.control | expectation_signature(run, step)) if control else None
+    option = run.profile.recipient_option
     examined: dict[int, tuple[Arrival, list[Finding]]] = {}
 
     def result(verdict: Verdict, reason: str, findings: list[Finding], seq: int | None) -> StepResult:
@@ -205,17 +271,21 @@ async def expect(run: CaseRun, step: ExpectStep, control: tuple[bytes | None, bo
         for a in run.inbox.candidates(at, kinds=kinds):
             if a.seq in examined:
                 continue
+            who = identify(a.message, control.stimulus, sig, option) if control and sig else None
+            if control is not None and control.watched and who != "control":
+                continue  # at a watched node only the control is a candidate; the rest is the absence's
             findings = _findings(run, step, a, expected_from)
             if all(f.ok for f in findings):
                 run.inbox.take(a, step.index)
                 assert a.message is not None
                 run.bindings.captures.update(capture_fields(a.message, step.capture, run.bindings))
                 src = run.addresses.label(a.datagram.src)
-                return result(
-                    Verdict.PASS, f"datagram #{a.seq} at {step.at} from {src}: {a.summary()}", findings, a.seq
-                )
+                r = result(Verdict.PASS, f"datagram #{a.seq} at {step.at} from {src}: {a.summary()}", findings, a.seq)
+                if step.should:
+                    _judge_should(run, step, a.message, r)
+                return r
             examined[a.seq] = (a, findings)
-            if control is not None and a.message is not None and a.message.payload in marks:
+            if control is not None and who == "control":
                 run.inbox.take(a, step.index)
                 return result(
                     Verdict.INCONCLUSIVE,
@@ -240,6 +310,19 @@ async def expect(run: CaseRun, step: ExpectStep, control: tuple[bytes | None, bo
     nothing = Finding("message", describe_template(step.message, run.bindings), "nothing", False)
     verdict = Verdict.INCONCLUSIVE if control is not None else Verdict.FAIL
     return result(verdict, f"no matching message arrived at {step.at} within {timeout_ms} ms{since}", [nothing], None)
+
+
+def _judge_should(run: CaseRun, step: ExpectStep, message: CoapMessage, r: StepResult) -> None:
+    """Fields the step says SHOULD hold: a mismatch is a deviation recorded on a passing step."""
+    assert step.should is not None
+    why = str(step.should.get("why") or "SHOULD")
+    fields = {k: v for k, v in step.should.items() if k != "why"}
+    soft = [Finding(f"{f.field} (should)", f.expected, f.found, f.ok) for f in judge(message, fields, run.bindings)]
+    r.findings.extend(soft)
+    deviations = [f for f in soft if not f.ok]
+    if deviations:
+        r.deviations.extend(deviations)
+        r.reason += f"; deviation ({why}): {_mismatch(deviations)}"
 
 
 def _mismatch(findings: list[Finding]) -> str:
@@ -278,6 +361,14 @@ async def upper(run: CaseRun, step: UpperStep) -> StepResult:
         )
 
 
+def _contains(found: Any, want: Any) -> bool:
+    """read_configuration: the fields the expectation names hold (others are the SUT's own business,
+    e.g. what stays in force after a 4.03)."""
+    if isinstance(want, dict) and isinstance(found, dict):
+        return all(k in found and found[k] == v for k, v in want.items())
+    return bool(found == want)
+
+
 async def _read_configuration(run: CaseRun, step: UpperStep) -> StepResult:
     sut = run.sut
     assert sut is not None
@@ -288,7 +379,7 @@ async def _read_configuration(run: CaseRun, step: UpperStep) -> StepResult:
     deadline = loop.time() + run.profile.timers.response_ms / 1000
     while True:
         found = await asyncio.wait_for(sut.read_configuration(), UPPER_OP_S)
-        ok = want is None or found == want
+        ok = want is None or _contains(found, want)
         if ok or loop.time() >= deadline:
             break
         await asyncio.sleep(0.01)
@@ -312,18 +403,21 @@ def absence_wait_s(run: CaseRun, step: ExpectNothingStep) -> float:
 
 async def absence(run: CaseRun, step: ExpectNothingStep) -> StepResult:
     watched = tuple(run.addresses.address(n) for n in step.at)
-    start_seq, start_time, stimulus_payload = run.stimulus_mark()
+    start_seq, start_time, stimulus_message = run.stimulus_mark()
+    option = run.profile.recipient_option
+    stimulus = Signature.of(stimulus_message, option)
+    control_sig = Signature()
     await asyncio.sleep(absence_wait_s(run, step))
-    control_payload: bytes | None = None
     failed: StepResult | None = None
     last: StepResult | None = None
     for c in step.control:
         if isinstance(c, ExpectStep):
-            r = await expect(run, c, (control_payload, run.addresses.address(c.at) in watched))
+            watches = run.addresses.address(c.at) in watched
+            r = await expect(run, c, Control(stimulus, control_sig, watches))
+            control_sig |= expectation_signature(run, c)
         elif isinstance(c, SendStep):
-            if "payload" in c.message:
-                control_payload = encode_payload(c.message["payload"], run.bindings)
             r = await send(run, c)
+            control_sig |= Signature.of(run.last_sent, option)
         else:
             r = await upper(run, c)
         last = r
@@ -353,6 +447,5 @@ async def absence(run: CaseRun, step: ExpectNothingStep) -> StepResult:
             f"nothing arrived at {names} from the stimulus until the positive control (step {last.index}) arrived",
             datagram=last.datagram,
         )
-    controls = (control_payload,) if control_payload else ()
-    run.absences.append(Absence(result, watched, tuple(step.at), start_seq, start_time, stimulus_payload, controls))
+    run.absences.append(Absence(result, watched, tuple(step.at), start_seq, start_time, stimulus, control_sig))
     return result

@@ -63,6 +63,8 @@ class StepResult:
     peer: str | None = None  # expect: the SUT endpoint it should have come from; send: destination
     requirements: tuple[str, ...] = ()  # the requirements this check decides
     covered_ms: float | None = None  # absence checks: how long the discard was proved for
+    strength: str = "shall"  # "should": a check whose failure is a recorded deviation, not a fail
+    deviations: list[Finding] = field(default_factory=list)  # SHOULDs that did not hold
 
 
 @dataclass
@@ -84,6 +86,12 @@ class CaseResult:
     decisive_datagram: int | None = None
     sut_log: str = ""
     exchange: list[dict[str, Any]] = field(default_factory=list)
+    readings: dict[str, str] = field(default_factory=dict)  # the profile readings the verdict rests on
+
+    @property
+    def deviations(self) -> list[tuple[str, Finding]]:
+        """Every SHOULD that did not hold, with the step it was seen in (the case still passes)."""
+        return [(s.index, d) for s in self.steps for d in s.deviations]
 
     @property
     def datagrams(self) -> list[str]:

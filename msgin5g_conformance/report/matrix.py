@@ -93,6 +93,16 @@ def per_requirement(result: Mapping[str, Any]) -> dict[str, str]:
     return out
 
 
+def _deviations_by_requirement(result: Mapping[str, Any]) -> dict[str, int]:
+    """How many SHOULDs did not hold, per requirement of the check that saw them."""
+    out: dict[str, int] = {}
+    for step in result.get("steps") or []:
+        for req in step.get("requirements") or []:
+            if step.get("deviations"):
+                out[req] = out.get(req, 0) + len(step["deviations"])
+    return out
+
+
 def _decided_fully(result: Mapping[str, Any]) -> bool:
     """Whether the case ran to its end (its catch-all ran): then a passing check stands."""
     return any(step.get("kind") == "no-unexpected" for step in result.get("steps") or [])
@@ -223,6 +233,8 @@ def build(
             "pcap": pcap_name,
             "pcap_sha256": pcap_sum,
             "duration_s": r.get("duration_s"),
+            "readings": dict(r.get("readings") or {}),
+            "deviations": _deviations_by_requirement(r),
         }
     for cid, d in defined.items():
         if cid not in cases:
@@ -234,6 +246,8 @@ def build(
                 "pcap": None,
                 "pcap_sha256": None,
                 "duration_s": None,
+                "readings": {},
+                "deviations": {},
             }
 
     # Which requirements each case decided, and how: a check names the requirement it decides,
@@ -267,6 +281,9 @@ def build(
                 "clause": req.clause,
                 "tag": req.tag,
                 "status": requirement_status(verdict_of(c, rid) for c in ids),
+                "strength": sorted({str(cases[c]["strength"]) for c in ids if cases[c]["strength"]}),
+                "readings": {k: v for c in ids for k, v in cases[c]["readings"].items()},
+                "warnings": sum(cases[c]["deviations"].get(rid, 0) for c in ids),
                 "provisional": bool(provisional),
                 "provisional_items": provisional,
                 "cases": [
@@ -330,18 +347,18 @@ def render_markdown(matrix: Mapping[str, Any]) -> str:
         "",
         "## Requirements",
         "",
-        "| Requirement | Status | Test cases | Clause | Tag | Title |",
-        "|---|---|---|---|---|---|",
+        "| Requirement | Status | Strength | Reading | Warnings | Test cases | Clause | Tag | Title |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in matrix["requirements"]:
         status = r["status"].upper() if r["status"] in ("pass", "fail", "error") else r["status"]
         if r["provisional"]:
             status += f" \u26a0 provisional ({', '.join(r['provisional_items'])})"
         cases = ", ".join(f"{c['id']} ({c['verdict']})" for c in r["cases"]) or NONE
-        out.append(
-            f"| {_cell(r['id'])} | {_cell(status)} | {_cell(cases)} | {_cell(r['clause'])} | "
-            f"{_cell(r['tag'])} | {_cell(r['title'])} |"
-        )
+        readings = ", ".join(f"{k}: {v}" for k, v in sorted(r["readings"].items())) or NONE
+        strength = ", ".join(r["strength"]) or NONE
+        cells = [r["id"], status, strength, readings, r["warnings"] or NONE, cases, r["clause"], r["tag"], r["title"]]
+        out.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     out += [
         "",
         "## Test cases",

@@ -86,14 +86,19 @@ class ScmServer:
         return self._bulk_cache[key]
 
     def _build_bulk_answer(self, ids: list[str]) -> bytes:
-        entries = []
+        """The bulk answer in the shape the profile names (bulk_response_shape): ``entries``, a
+        list of {ue-uri, result, configuration}, or ``by-id``, one member per UE id."""
+        results: dict[str, dict[str, Any]] = {}
         for ue_id in ids:
             kind, doc = self.answer_for(ue_id)
-            entry: dict[str, Any] = {"ue-uri": ue_id, "result": code_to_str(ANSWER_CODES[kind])}
+            results[ue_id] = {"result": code_to_str(ANSWER_CODES[kind])}
             if doc is not None:
-                entry["configuration"] = doc
-            entries.append(entry)
-        answer = {"ue-configurations": entries}
+                results[ue_id]["configuration"] = doc
+        answer: dict[str, Any]
+        if self.profile.bulk_response_shape == "by-id":
+            answer = results
+        else:
+            answer = {"ue-configurations": [{"ue-uri": i, **r} for i, r in results.items()]}
         _check(self.profile.bulk_response_schema_path, answer, "bulk answer")
         return json.dumps(answer, separators=(",", ":")).encode("utf-8")
 

@@ -25,7 +25,7 @@ from msgin5g_conformance.spec.model import (
     UpperStep,
     WaitStep,
 )
-from msgin5g_conformance.spec.requirements import catalogue
+from msgin5g_conformance.spec.requirements import OPTIONS, catalogue
 from msgin5g_conformance.spec.templates import VARIABLE, TemplateError, expand_range
 from msgin5g_conformance.wire.numbers import OPTION_NAMES, parse_code
 from msgin5g_conformance.world import nodes
@@ -33,6 +33,10 @@ from msgin5g_conformance.world.profile import Profile, condition_holds
 
 SUT_NODES = {role: set(names) for role, names in nodes.SUT_ENDPOINTS.items()}
 UPPER_OPS_NEEDING_CLIENT = {"establish_link", "release_link"}
+# keys of an expect step that are about the step, not the message it expects
+_EXPECT_STEP_KEYS = frozenset(
+    {"at", "from", "timeout_ms", "grace_ms", "since_step", "capture", "requirement", "should", "needs"}
+)
 
 
 class _Checker:
@@ -146,6 +150,8 @@ class _Checker:
         kind, body = next(iter(raw.items()))
         body = templates.parse(body)  # the one grammar, once: steps hold parsed templates
         bpath = (*path, kind)
+        reqs = self.step_requirements(body, bpath) if isinstance(body, dict) else ()
+        needs = self.step_needs(body, bpath, index) if isinstance(body, dict) else ()
         if kind == "send":
             self.node(body["from"], (*bpath, "from"), "tester")
             self.node(body["to"], (*bpath, "to"), "sut")
@@ -155,16 +161,12 @@ class _Checker:
                 self.add((*bpath, "type"), f"expected a mid for an {msg['type']} (it answers a message), found none")
             if not in_control and msg.get("payload"):
                 self.sent_payloads.append(msg["payload"])
-            return SendStep(index, line, body["from"], body["to"], msg)
+            return SendStep(index, line, body["from"], body["to"], msg, requirements=reqs, needs=needs)
         if kind == "expect":
             self.node(body["at"], (*bpath, "at"), "tester")
             if "from" in body:
                 self.node(body["from"], (*bpath, "from"), "sut")
-            msg = {
-                k: v
-                for k, v in body.items()
-                if k not in ("at", "from", "timeout_ms", "grace_ms", "since_step", "capture")
-            }
+            msg = {k: v for k, v in body.items() if k not in _EXPECT_STEP_KEYS}
             since = body.get("since_step")
             top = int(index.split("[")[0].split(".")[0])
             if since is not None and (in_control or since >= top):
@@ -174,6 +176,9 @@ class _Checker:
             if isinstance(body.get("timeout_ms"), str):
                 self.variables(body["timeout_ms"], (*bpath, "timeout_ms"))
             self.message(msg, bpath, sending=False)
+            should = body.get("should")
+            if should is not None:
+                self.message({k: v for k, v in should.items() if k != "why"}, (*bpath, "should"), sending=False)
             capture = dict(body.get("capture", {}))
             for name, what in capture.items():
                 if what.startswith("option."):
@@ -183,14 +188,36 @@ class _Checker:
             self.captured.update(capture)
             timeout = body.get("timeout_ms")
             grace = body.get("grace_ms", 0)
-            return ExpectStep(index, line, body["at"], body.get("from"), timeout, msg, capture, grace, since)
+            return ExpectStep(
+                index,
+                line,
+                body["at"],
+                body.get("from"),
+                timeout,
+                msg,
+                capture,
+                grace,
+                since,
+                should,
+                requirements=reqs,
+                needs=needs,
+            )
         if kind == "upper":
             if body["op"] in UPPER_OPS_NEEDING_CLIENT and "client" not in body:
                 self.add(bpath, f"missing required key 'client' for op {body['op']}")
             if "client" in body:
                 self.node(body["client"], (*bpath, "client"), "tester")
             self.variables(body.get("expect"), (*bpath, "expect"))
-            return UpperStep(index, line, body["op"], body.get("client"), body.get("expect"), body.get("settle_ms", 0))
+            return UpperStep(
+                index,
+                line,
+                body["op"],
+                body.get("client"),
+                body.get("expect"),
+                body.get("settle_ms", 0),
+                requirements=reqs,
+                needs=needs,
+            )
         if kind == "wait":
             return WaitStep(index, line, body["ms"])
         assert kind == "expect_nothing"
@@ -214,8 +241,46 @@ class _Checker:
                     "expected a control payload that differs from every payload sent before it, found one sent "
                     "earlier (the discarded message and the control must be told apart)",
                 )
-        return ExpectNothingStep(index, line, tuple(body["at"]), body.get("window_ms"), tuple(control))
+        return ExpectNothingStep(
+            index, line, tuple(body["at"]), body.get("window_ms"), tuple(control), requirements=reqs, needs=needs
+        )
 
+    def step_needs(self, body: dict[str, Any], path: tuple[str | int, ...], index: str) -> tuple[int, ...]:
+        """``needs``: earlier top-level steps (one index or a list) this step is judged only after."""
+        given = body.get("needs")
+        if given is None:
+            return ()
+        ids = [given] if isinstance(given, int) else list(given)
+        top = int(index.split("[")[0].split(".")[0])
+        for n in ids:
+            if not 0 <= n < top:
+                self.add((*path, "needs"), f"expected the index of an earlier top-level step (< {top}), found {n}")
+        return tuple(ids)
+
+    def step_requirements(self, body: dict[str, Any], path: tuple[str | int, ...]) -> tuple[str, ...]:
+        """A step's own ``requirement`` (one id or a list): each must be one the case cites."""
+        given = body.get("requirement")
+        if given is None:
+            return ()
+        ids = [given] if isinstance(given, str) else list(given)
+        cited = self.located.data.get("requirements") or []
+        for i, req in enumerate(ids):
+            where = (*path, "requirement") if isinstance(given, str) else (*path, "requirement", i)
+            if req not in cited:
+                self.add(where, f"expected one of the case's requirements ({', '.join(cited)}), found {req!r}")
+        return tuple(ids)
+
+
+# The profile's readings of what the clauses leave open (profile key readings.NAME).
+READINGS = frozenset(
+    {
+        "seed_revision",
+        "relay_model",
+        "unsolicited_token",
+        "other_client_responses",
+        "bulk_errors",
+    }
+)
 
 PROFILE_ITEMS = frozenset(
     {
@@ -295,6 +360,22 @@ def load_located(located: yamlsource.Located, text: str, profile: Profile | None
             # that only make sense where it applies (e.g. a range up to min_batch) are not errors.
             ch.excluded = True
     steps = tuple(ch.step(raw, path, index, False) for raw, path, index in ch.expand(d["steps"]))
+    readings = [d["reading"]] if isinstance(d.get("reading"), str) else list(d.get("reading", []))
+    for i, key in enumerate(readings):
+        where: list[str | int] = ["reading"] if isinstance(d.get("reading"), str) else ["reading", i]
+        if key not in READINGS:
+            ch.add(where, f"expected a profile reading ({', '.join(sorted(READINGS))}), found {key!r}")
+    if d["strength"] == "may" and not d.get("option"):
+        ch.add(["strength"], "expected an option (the PICS item the SUT declares) for a 'may' case, found none")
+    if d.get("option") is not None and d["option"] not in OPTIONS:
+        ch.add(["option"], f"expected an option of the suite ({', '.join(sorted(OPTIONS))}), found {d['option']!r}")
+    unverified = [r for r in d["requirements"] if known.get(r) is not None and known[r].tag == "UNVERIFIED"]
+    if unverified and not readings:
+        ch.add(
+            ["requirements"],
+            f"expected a reading for {', '.join(unverified)} (tagged UNVERIFIED: the verdict rests on the "
+            "profile's reading of an open point, which the case must name), found none",
+        )
     for i, item in enumerate(d.get("depends_on", [])):
         if item not in PROFILE_ITEMS:
             ch.add(["depends_on", i], f"expected a profile item ({', '.join(sorted(PROFILE_ITEMS))}), found {item!r}")
@@ -318,6 +399,8 @@ def load_located(located: yamlsource.Located, text: str, profile: Profile | None
         steps=steps,
         scms_mode=pre.get("scms", roles.DEFAULT_SCMS_MODE[d["role"]]),
         hold_ack=tuple(pre.get("hold_ack", [])),
+        option=d.get("option"),
+        readings=tuple(readings),
         file=located.file,
         line=located.line_of(["id"]) or 1,
         sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),

@@ -17,6 +17,10 @@ Template = dict[str, Any]
 class StepBase:
     index: str  # "3" or "3.control[1]": how reports name the step
     line: int | None
+    # the requirements this step's check decides (empty: the case's own)
+    requirements: tuple[str, ...] = field(default=(), kw_only=True)
+    # earlier top-level steps this check depends on: not judged unless they passed
+    needs: tuple[int, ...] = field(default=(), kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,7 @@ class ExpectStep(StepBase):
     capture: dict[str, str] = field(default_factory=dict)
     grace_ms: int = 0
     since_step: int | None = None  # timeout counted from the start of this top-level step
+    should: Template | None = None  # fields that SHOULD hold: a mismatch is a recorded deviation
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,8 @@ class TestCase:
     steps: tuple[Step, ...]
     scms_mode: str  # scripted | piggybacked | separate (roles/__init__.py)
     hold_ack: tuple[str, ...]  # tester nodes that leave acknowledging to the steps
+    option: str | None  # the option (PICS) a "may" case exercises: not applicable unless declared
+    readings: tuple[str, ...]  # profile readings the case's verdict rests on (named in results)
     file: str
     line: int
     sha256: str

@@ -22,3 +22,14 @@ def catalogue() -> dict[str, Requirement]:
     text = resources.files("msgin5g_conformance.data").joinpath("requirements.yaml").read_text("utf-8")
     data = yaml.safe_load(text)
     return {k: Requirement(k, v["title"], v["clause"], v["tag"]) for k, v in data.items()}
+
+
+# Options (the PICS of this suite): behaviours the clauses allow but do not require. A case that
+# exercises one names it (``option:``); it applies only to a SUT that declares the option.
+OPTIONS: dict[str, str] = {
+    "bulk-configuration": (
+        "TS 24.538 6.2.2.x: 'If the MSGin5G Gateway UE decides to use bulk configuration based on the "
+        "service policy, the MSGin5G Gateway UE may initiate a CoAP GET request ... including all "
+        "cached/stored configuration requests'"
+    ),
+}

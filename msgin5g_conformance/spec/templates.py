@@ -28,6 +28,7 @@ from msgin5g_conformance.wire.numbers import (
     OPTION_NAMES,
     MessageType,
     OptionFormat,
+    OptionNumber,
     code_name,
     code_to_str,
     decode_uint,
@@ -172,6 +173,7 @@ _CHECKS: dict[str, Callable[[str, CheckContext], str | None]] = {
     "config": _node_arg("config", allow_sut=False),
     "uri": _check_uri,
     "ue_uri": _check_range,
+    "ids": _check_range,
     "profile": _check_profile,
 }
 
@@ -200,6 +202,7 @@ class Bindings:
     configurations: dict[str, str] = field(default_factory=dict)  # node -> document|forbidden|unknown
     captures: dict[str, Any] = field(default_factory=dict)
     used: set[str] = field(default_factory=set)
+    readings_used: set[str] = field(default_factory=set)
 
     def _mark(self, item: str) -> None:
         if item in self.profile.provisional:
@@ -220,6 +223,9 @@ class Bindings:
             if kind != "document":
                 raise TemplateError(f"the SCM-S serves no document for {rest!r} (it is {kind})")
             return self.profile.document_for(rest)
+        if head == "ids":
+            self._mark("addresses")
+            return [self.profile.client_address(n) for n in expand_range(rest, self.profile)]
         if head == "ue_uri":
             self._mark("query")
             ids = [self.profile.client_address(n) for n in expand_range(rest, self.profile)]
@@ -267,6 +273,12 @@ class Bindings:
             return part
         v = self.lookup(part)
         return v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
+
+    def reading(self, name: str) -> str:
+        """The profile's reading of an open point (marks it used: results name it)."""
+        self._mark("readings")
+        self.readings_used.add(name)
+        return self.profile.reading(name)
 
     def option_number(self, name: str) -> int:
         if name == "recipient":
@@ -364,6 +376,8 @@ def build_message(template: dict[str, Any], bindings: Bindings) -> CoapMessage:
         resolved = bindings.resolve(value)
         values = resolved if isinstance(resolved, list) else [resolved]
         options.extend((number, encode_option_value(number, v, bindings)) for v in values)
+    if "query" in t:
+        options.extend((OptionNumber.URI_QUERY, q.encode("utf-8")) for q in query_values(t["query"], bindings))
     options.sort(key=lambda o: o[0])
     token = bindings.resolve(t.get("token", ""))
     mid = bindings.resolve(t["mid"]) if "mid" in t else 0
@@ -412,10 +426,7 @@ def judge(message: CoapMessage, template: dict[str, Any], bindings: Bindings) ->
         want = parse_code(bindings.resolve(t["code"]))
         out.append(Finding("code", code_name(want), code_name(message.code), want == message.code))
     if "token" in t:
-        want_tok = str(bindings.resolve(t["token"])).lower()
-        out.append(
-            Finding("token", want_tok or "(empty)", message.token.hex() or "(empty)", want_tok == message.token.hex())
-        )
+        out.append(_judge_token(message, t["token"], bindings))
     for name, spec in (t.get("options") or {}).items():
         number = bindings.option_number(name)
         label = f"options.{name}" if name != "recipient" else f"options.recipient ({option_name(number)})"
@@ -449,8 +460,114 @@ def judge(message: CoapMessage, template: dict[str, Any], bindings: Bindings) ->
             out.append(Finding(label, want_text, shown, ok))
         else:
             out.append(Finding(label, ", ".join(_show(v) for v in norm) or "absent", shown, norm == found_vals))
+    if "query" in t:
+        out.extend(judge_query(message, t["query"], bindings))
     if "payload" in t:
         out.append(_judge_payload(message.payload, t["payload"], bindings))
+    return out
+
+
+def _judge_token(message: CoapMessage, spec: Any, bindings: Bindings) -> Finding:
+    """``token: HEX`` must be that token (RFC 7252 5.3.2 ties a token to its request, so a response
+    to the client's own request carries the client's token); ``token: {unsolicited: HEX}`` is the
+    token of a response no client asked for, judged only under the reading ``unsolicited_token:
+    transparent`` (the seed says nothing of it)."""
+    found = message.token.hex() or "(empty)"
+    if isinstance(spec, dict):
+        want = str(bindings.resolve(spec["unsolicited"])).lower()
+        reading = bindings.reading("unsolicited_token")
+        if reading != "transparent":
+            return Finding(
+                "token", f"any (reading unsolicited_token: {reading}; sent {want or '(empty)'})", found, True
+            )
+        return Finding(
+            "token", f"{want or '(empty)'} (reading unsolicited_token: transparent)", found, want == message.token.hex()
+        )
+    want_tok = str(bindings.resolve(spec)).lower()
+    return Finding("token", want_tok or "(empty)", found, want_tok == message.token.hex())
+
+
+QUERY_KEYS = ("ue_ids", "vendor", "type")
+
+
+def query_name(key: str, profile: Profile) -> str:
+    """The Uri-Query parameter name of a query key: ``ue_ids``, ``vendor`` and ``type`` are the
+    profile's names (seed: ue-uri, ue-vendor, ue-type), any other key is itself."""
+    return {"ue_ids": profile.query_ue_ids, "vendor": profile.query_vendor, "type": profile.query_type}.get(key, key)
+
+
+def query_values(spec: dict[str, Any], bindings: Bindings) -> list[str]:
+    """The Uri-Query values a ``send`` step's ``query`` builds, in the profile's names and list
+    encoding (ue_ids as one comma-separated value under ``list_encoding: csv``)."""
+    p = bindings.profile
+    bindings._mark("query")
+    out: list[str] = []
+    for key, value in spec.items():
+        name = query_name(key, p)
+        resolved = bindings.resolve(value)
+        values = [str(v) for v in (resolved if isinstance(resolved, list) else [resolved])]
+        if key == "ue_ids" and p.list_encoding == "csv":
+            out.append(f"{name}={','.join(values)}")
+        else:
+            out.extend(f"{name}={v}" for v in values)
+    return out
+
+
+def _query_params(message: CoapMessage) -> dict[str, list[str]]:
+    params: dict[str, list[str]] = {}
+    for raw in message.option_values(OptionNumber.URI_QUERY):
+        text = raw.decode("utf-8", "replace")
+        name, _, value = text.partition("=")
+        params.setdefault(name, []).append(value)
+    return params
+
+
+def judge_query(message: CoapMessage, spec: dict[str, Any], bindings: Bindings) -> list[Finding]:
+    """One finding per query parameter the expectation names (TS 24.546 C.3.1 query, seed 6.2.2.x):
+
+    * a list: exactly these values in this order; ``{set: [...]}``: these values in any order,
+      each exactly as often as listed; ``{each: [...]}``: every listed value at least once and no
+      other value (repetitions allowed: "the ue-vendor and/or the ue-type parameter are set to the
+      MSGin5G UE information ... if included" says nothing of how often);
+    * ``null``: absent; ``{present: true}``: present.
+
+    ``ue_ids`` values are read in the profile's list encoding: under ``csv`` the parameter must
+    appear once, its value split at commas."""
+    p = bindings.profile
+    bindings._mark("query")
+    params = _query_params(message)
+    out: list[Finding] = []
+    for key, want_spec in spec.items():
+        name = query_name(key, p)
+        label = f"query.{key}" + (f" ({name})" if name != key else "")
+        found = params.get(name, [])
+        if key == "ue_ids" and p.list_encoding == "csv" and found:
+            if len(found) > 1:
+                out.append(
+                    Finding(label, "one comma-separated value (list_encoding: csv)", f"{len(found)} values", False)
+                )
+                continue
+            found = found[0].split(",")
+        shown = ", ".join(repr(v) for v in found) if found else "absent"
+        if want_spec is None:
+            out.append(Finding(label, "absent", shown, not found))
+            continue
+        if isinstance(want_spec, dict) and want_spec.get("present") is True:
+            out.append(Finding(label, "present", shown, bool(found)))
+            continue
+        mode = next((m for m in ("set", "each") if isinstance(want_spec, dict) and m in want_spec), "list")
+        resolved = bindings.resolve(want_spec[mode] if mode != "list" else want_spec)
+        want = [str(v) for v in (resolved if isinstance(resolved, list) else [resolved])]
+        if mode == "set":
+            ok = sorted(want) == sorted(found)
+            expected = "in any order, each once: " + (", ".join(repr(v) for v in want) or "none")
+        elif mode == "each":
+            ok = set(want) == set(found)
+            expected = "each at least once, nothing else: " + (", ".join(repr(v) for v in sorted(set(want))) or "none")
+        else:
+            ok = want == found
+            expected = ", ".join(repr(v) for v in want) or "absent"
+        out.append(Finding(label, expected, shown, ok))
     return out
 
 
@@ -524,10 +641,18 @@ def describe_template(template: dict[str, Any], bindings: Bindings) -> str:
         except (ValueError, TemplateError):
             parts.append(str(template["code"]))
     if "token" in template:
+        token = template["token"]
+        token = token["unsolicited"] if isinstance(token, dict) else token
         try:
-            parts.append(f"token={bindings.resolve(template['token'])}")
+            parts.append(f"token={bindings.resolve(token)}")
         except TemplateError:
-            parts.append(f"token={template['token']}")
+            parts.append(f"token={token}")
+    for key, spec in (template.get("query") or {}).items():
+        try:
+            value = bindings.resolve(spec)
+        except TemplateError:
+            value = spec
+        parts.append(f"query.{key}={_show(value)}")
     for name, spec in (template.get("options") or {}).items():
         try:
             value = bindings.resolve(spec)

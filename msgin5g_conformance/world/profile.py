@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+import jsonschema
 
 from msgin5g_conformance import schemacheck, yamlsource
 from msgin5g_conformance.errors import DefinitionError, Problem
@@ -20,6 +22,16 @@ from msgin5g_conformance.wire.endpoint import CoapTimers
 from msgin5g_conformance.wire.numbers import parse_code
 
 DEFAULT_PROFILE = "default-profile.yaml"
+
+# The readings of what the clauses leave open, with the value a profile without them gets.
+DEFAULT_READINGS: dict[str, str] = {
+    "seed_revision": "001",  # the clean text of the CR (000 still shows replaced wording)
+    "relay_model": "terminating",  # the relay ends CoAP and sends its own messages (or: forwarding)
+    "unsolicited_token": "free",  # a response no client asked for may carry any token
+    "other_client_responses": "ignore",  # REQ-CUE-RSP-2: a response for another client is not handled
+    "bulk_errors": "per-ue",  # REQ-GW-BULK-3: each UE gets the result the bulk answer has for it
+}
+BULK_RESPONSE_SHAPES = ("entries", "by-id")
 
 
 @dataclass(frozen=True)
@@ -73,6 +85,12 @@ class Profile:
     block_size: int
     timers: Timers
     raw: dict[str, Any]
+    readings: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_READINGS))
+    bulk_response_shape: str = "entries"
+
+    def reading(self, name: str) -> str:
+        """The profile's reading of an open point of the clauses (``readings`` in the profile)."""
+        return self.readings[name]
 
     def client_address(self, node: str) -> str:
         """The recipient address string of a client node (e.g. cue1)."""
@@ -150,6 +168,36 @@ def _resolve_schema_path(value: str, profile_dir: Path | None) -> Path | None:
     return None
 
 
+def _schema_file_problem(path: Path) -> str | None:
+    """Why a schema file cannot be used (not JSON, not a JSON Schema), or None."""
+    try:
+        schemacheck.file_validator(str(path))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        return f"expected a JSON Schema file, found {path.name} that is not JSON ({exc})"
+    except jsonschema.SchemaError as exc:
+        return f"expected a JSON Schema file, found {path.name} that is not a valid schema ({exc.message})"
+    return None
+
+
+def _shape_problem(bulk_schema: Path, shape: str, d: dict[str, Any]) -> str | None:
+    """The bulk answer schema must describe answers of the shape the SCM-S serves: a sample (one
+    2.05 with the profile's document, one 4.04) of that shape must be valid."""
+    doc = json.loads(json.dumps(d["scm_s"]["document"]).replace("{node}", "cue1"))
+    results = {"cue1.example": {"result": "2.05", "configuration": doc}, "cue9.example": {"result": "4.04"}}
+    sample: Any = (
+        results if shape == "by-id" else {"ue-configurations": [{"ue-uri": k, **v} for k, v in results.items()]}
+    )
+    errors = list(schemacheck.file_validator(str(bulk_schema)).iter_errors(sample))
+    if errors:
+        e = errors[0]
+        where = "/".join(map(str, e.absolute_path)) or "(document)"
+        return (
+            f"expected a schema of bulk answers of shape {shape} (bulk_response_shape), found {bulk_schema.name} "
+            f"rejecting one ({where}: {e.message})"
+        )
+    return None
+
+
 def load_profile(path: str | Path | None = None) -> Profile:
     """Load and validate a profile; ``None`` gives the shipped default."""
     if path is None:
@@ -185,6 +233,15 @@ def load_profile(path: str | Path | None = None) -> Profile:
                 ["bulk_response_schema"], f"expected a schema file, found no file {d['bulk_response_schema']!r}"
             )
         )
+    shape = d.get("bulk_response_shape", "entries")
+    for key, path in (("config_schema", schema_path), ("bulk_response_schema", bulk_path)):
+        problem = _schema_file_problem(path) if path is not None else None
+        if problem is not None:
+            problems.append(located.problem([key], problem))
+    if not problems and bulk_path is not None and schema_path is not None:
+        problem = _shape_problem(bulk_path, shape, d)
+        if problem is not None:
+            problems.append(located.problem(["bulk_response_schema"], problem))
     if problems:
         raise DefinitionError(problems)
     assert schema_path is not None and bulk_path is not None
@@ -231,6 +288,8 @@ def load_profile(path: str | Path | None = None) -> Profile:
             sut_max_retransmit=t.get("sut_max_retransmit", 4),
         ),
         raw=d,
+        readings={**DEFAULT_READINGS, **d.get("readings", {})},
+        bulk_response_shape=d.get("bulk_response_shape", "entries"),
     )
 
 

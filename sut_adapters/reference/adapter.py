@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from msgin5g_conformance.errors import HarnessError
+from msgin5g_conformance.spec.requirements import OPTIONS
 from msgin5g_conformance.world import nodes
 from sut_adapters.base import (
     LINK_CONTROL,
@@ -23,6 +25,7 @@ from sut_adapters.base import (
     ClientInfo,
     NotSupported,
     SutEnvironment,
+    protocol_mismatches,
 )
 from sut_adapters.reference.coapnode import FastTuning
 
@@ -78,6 +81,7 @@ class ReferenceAdapter:
     name = "reference"
     roles = frozenset({"relay", "gateway", "constrained-ue"})
     capabilities = frozenset({LINK_CONTROL, TRIGGER_BULK, TRIGGER_REQUEST, READ_CONFIG})
+    options = frozenset(OPTIONS)  # the reference gateway bulks (6.2.2.x's MAY)
     instances = 64  # each case on its own addresses; bounded only to keep sockets in check
 
     def __init__(
@@ -96,7 +100,21 @@ class ReferenceAdapter:
         }
         self.env: SutEnvironment | None = None
 
+    @property
+    def protocol(self) -> dict[str, Any]:
+        """What the implementations have built in (a variant may implement one reading only)."""
+        out: dict[str, Any] = {}
+        for cls in self.classes.values():
+            for key, value in cls.PROTOCOL.items():
+                out[key] = {**out.get(key, {}), **value} if isinstance(value, dict) else value
+        return out
+
     async def start(self, env: SutEnvironment) -> None:
+        mismatches = protocol_mismatches(self.protocol, env.profile)
+        if mismatches:
+            raise HarnessError(
+                f"protocol mismatch between SUT {self.name} and the run's profile: " + "; ".join(mismatches)
+            )
         self.env = env
 
     async def open_case(self, world: CaseWorld) -> ReferenceCase:

@@ -102,6 +102,7 @@ class CoapNode:
         self._next_mid = random.randrange(0x10000)
         self._current_raw: bytes | None = None
         self._seen: set[tuple[Address, int, int]] = set()  # (source, MID, type) processed (one case)
+        self.reject_current = False  # a handler sets it to answer the response it got with a Reset
 
     async def start(self) -> None:
         self._ctx = await aiocoap.Context.create_server_context(
@@ -198,8 +199,10 @@ class CoapNode:
                 self._mm._send_empty_ack(request.remote, request.mid, "acknowledged at once")
 
     def _process_response(self, response: Any) -> bool:
+        self.reject_current = False
         self._deliver(response)
-        return True  # recognised: a CON response gets an empty ACK, never a RST
+        # recognised: a CON response gets an empty ACK, unless the handler rejected it (RST, 4.2)
+        return not self.reject_current
 
     # -- outgoing ---------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from msgin5g_conformance.wire.capture.record import Address
 from msgin5g_conformance.wire.codec import CoapMessage
@@ -47,6 +48,9 @@ class EndpointRules:
     """Shared decisions; subclasses set ``profile`` and call ``__init__`` for the log."""
 
     LABEL = "sut"
+    # Profile values this implementation has built in (a run with another profile is refused);
+    # empty: it follows whatever the profile says.
+    PROTOCOL: ClassVar[dict[str, Any]] = {}
     profile: Profile
 
     def __init__(self) -> None:

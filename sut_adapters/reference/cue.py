@@ -68,7 +68,8 @@ class ReferenceConstrainedUE(EndpointRules):
     # -- upper tester -----------------------------------------------------------------------
 
     def applied(self) -> dict[str, Any]:
-        """What the client applied: status "none", "2.05", "4.03" or "4.04" and the document."""
+        """The last handled result (status "none", "2.05", "4.03", "4.04" or "invalid") and the
+        configuration in force."""
         return copy.deepcopy(self.state)
 
     def request_configuration(self) -> None:
@@ -137,6 +138,8 @@ class ReferenceConstrainedUE(EndpointRules):
         if errors:
             e = errors[0]
             where = "/".join(map(str, e.absolute_path)) or "(document)"
+            self.state = {"status": "invalid", "configuration": self.state["configuration"]}
+            self.token = None
             self.note(f"not applied {what}: configuration invalid at {where}: {e.message}")
             return
         self.state = {"status": "2.05", "configuration": doc}
@@ -144,6 +147,7 @@ class ReferenceConstrainedUE(EndpointRules):
         self.note(f"applied configuration from {what}")
 
     def apply_failure(self, msg: CoapMessage, what: str) -> None:
-        self.state = {"status": code_to_str(msg.code), "configuration": None}
+        # 4.03/4.04: handled; whatever configuration was in force stays in force
+        self.state = {"status": code_to_str(msg.code), "configuration": self.state["configuration"]}
         self.token = None
         self.note(f"recorded {what}: no configuration")

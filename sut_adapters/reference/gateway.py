@@ -357,9 +357,16 @@ class ReferenceGateway(EndpointRules, LinkTable):
             where = "/".join(map(str, e.absolute_path)) or "(document)"
             self.fail(exchange, Code.BAD_GATEWAY, f"bulk answer fails its schema at {where}: {e.message}")
             return
-        self.note(f"bulk answer complete ({len(exchange.body)} bytes, {len(doc['ue-configurations'])} entries)")
+        entries = self.entries_of(doc)
+        self.note(f"bulk answer complete ({len(exchange.body)} bytes, {len(entries)} entries)")
         self.finish(exchange)
-        self.split_answer(exchange, doc["ue-configurations"])
+        self.split_answer(exchange, entries)
+
+    def entries_of(self, doc: Any) -> list[dict[str, Any]]:
+        """The per-UE results of a bulk answer in the profile's shape, as {ue-uri, result, configuration}."""
+        if self.profile.bulk_response_shape == "by-id":
+            return [{"ue-uri": ue_id, **item} for ue_id, item in doc.items()]
+        return list(doc["ue-configurations"])
 
     def fail(self, exchange: BulkExchange, code: int, why: str) -> None:
         """The whole bulk failed: every waiting UE gets the same code."""
