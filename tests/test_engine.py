@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -195,6 +196,34 @@ def check_since_step_counts_from_the_earlier_step(profile: Profile, tmp: Path) -
     assert fine.verdict is Verdict.PASS, fine.reason
 
 
+class HeldLoopDuplicate(ReferenceRelay):
+    """Relays each downlink response, relays it again 50 ms later, and holds the event loop (as a
+    loaded machine does) from 10 ms until past the end of the late window: the second copy is due
+    long before the window ends, and it comes due in the same turn of the loop as the window's end."""
+
+    HOLD_S = 0.0  # set by the check: late window + 200 ms
+
+    def forward_downlink(self, msg: CoapMessage, client: ClientInfo) -> None:
+        super().forward_downlink(msg, client)
+        loop = asyncio.get_running_loop()
+        loop.call_later(0.01, time.sleep, self.HOLD_S)
+        loop.call_later(0.05, self._again, msg, client)
+
+    def _again(self, msg: CoapMessage, client: ClientInfo) -> None:
+        if self.pc5 is not None:
+            self.pc5.send(self.downlink_copy(msg), client.endpoint)
+
+
+def check_a_held_loop_does_not_hide_a_send(profile: Profile) -> None:
+    """What the SUT sent before the late window ended is judged, even when the loop was held up and
+    the send and the window's end fall in one turn: the duplicate fails the case (REQ-RELAY-DL-1)."""
+    HeldLoopDuplicate.HOLD_S = profile.timers.late_window_ms / 1000 + 0.2
+    dl002 = load_testcase(RELAY / "RELAY-DL-002.yaml", profile)
+    (result,) = run(profile, variant(HeldLoopDuplicate), dl002)
+    assert result.verdict is Verdict.FAIL, result.reason
+    assert "unexpected message" in result.reason and "REQ-RELAY-DL-1" in step(result, "end").requirements
+
+
 # -- the message layer ---------------------------------------------------------------------------
 
 
@@ -224,6 +253,11 @@ def check_endless_retransmission_is_bounded(profile: Profile) -> None:
 
 
 # -- tests ---------------------------------------------------------------------------------------
+
+
+def test_a_held_loop_does_not_hide_a_send(fast_profile: Profile) -> None:
+    """A send due before the late window's end is judged though the loop was held past it."""
+    check_a_held_loop_does_not_hide_a_send(fast_profile)
 
 
 def test_absence_waits_its_window(fast_profile: Profile, tmp_path: Path) -> None:

@@ -1,9 +1,10 @@
 """Mutations of the engine that the tests must notice: each one, applied, makes a check fail.
 
 A check that cannot fail proves nothing. For each property the lower tester claims (absence
-window, late window, ACK bound, catch-all, since_step, duplicates as message-layer traffic), the
-engine is mutated to drop it, and the check of that property (tests/test_engine.py, the same
-function its own test runs) must then raise.
+window, late window, ACK bound, catch-all, since_step, duplicates as message-layer traffic,
+reading what was sent before a deadline is judged), the engine is mutated to drop it, and the
+check of that property (tests/test_engine.py, the same function its own test runs) must then
+raise.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ MUTATIONS: dict[str, tuple[tuple[object, str], object, list[Callable[..., None]]
         _ignore_since_step,
         [engine.check_since_step_counts_from_the_earlier_step],
     ),
+    "no drain before judging": ((steps, "DRAIN_TURNS"), 0, [engine.check_a_held_loop_does_not_hide_a_send]),
     "duplicate responses treated as new": (
         (matching.Inbox, "is_repeat"),
         staticmethod(lambda first, d: False),

@@ -175,15 +175,40 @@ def test_suite_verdicts_against(role: str, sut: str, fast_profile: Profile, tmp_
             assert result.decisive_step is not None
 
 
+def test_a_foreach_waits_once_for_a_defective_sut(fast_profile: Profile) -> None:
+    """GW-BULK-003 against a gateway whose every response names the wrong recipient: the first UE's
+    expectation waits its full time and fails; the other 49 are judged on what had arrived by the
+    end of that wait (their reasons say so, each with its own closest datagram), all for
+    REQ-GW-BULK-2. A correct SUT never reaches that point: each expectation then waits on its own."""
+    case = load_testcase(TESTCASES / "gateway" / "GW-BULK-003.yaml", fast_profile)
+    with Session(fast_profile, make_adapter("faulty:gw-wrong-recipient"), pcap_dir=None) as session:
+        result = session.run_case(case)
+    assert result.verdict is Verdict.FAIL
+    per_ue = [s for s in result.steps if s.index.startswith("2[")]
+    assert len(per_ue) == 50 and all(s.verdict is Verdict.FAIL for s in per_ue)
+    assert all(s.requirements == ("REQ-GW-BULK-2",) for s in per_ue)
+    first, *rest = per_ue
+    assert f"within {fast_profile.timers.response_ms} ms" in first.reason, first.reason
+    assert all("by the end of the wait of step 2[cue1].0; closest: datagram" in s.reason for s in rest), rest[0].reason
+    assert len({s.datagram for s in per_ue}) == 50  # each judged on a message of its own
+    with Session(fast_profile, make_adapter("reference"), pcap_dir=None) as session:
+        assert session.run_case(case).verdict is Verdict.PASS
+
+
 def test_concurrent_verdicts_equal_sequential(fast_profile: Profile) -> None:
     """Cases open at once on their own addresses give the same verdicts as one after another."""
     for sut in ("faulty:late-duplicate", "faulty:relays-without-link"):
         cases = [load_testcase(f, fast_profile) for f in sorted((TESTCASES / "relay").glob("*.yaml"))]
-        verdicts = []
+        runs = []
         for concurrency in (1, 8):
             with Session(fast_profile, make_adapter(sut), pcap_dir=None, concurrency=concurrency) as session:
-                verdicts.append({r.case_id: r.verdict for r in session.run_cases(cases)})
-        assert verdicts[0] == verdicts[1]
+                runs.append({r.case_id: r for r in session.run_cases(cases)})
+        differ = {
+            cid: [(r[cid].verdict.value, r[cid].reason) for r in runs]
+            for cid in runs[0]
+            if runs[0][cid].verdict is not runs[1][cid].verdict
+        }
+        assert differ == {}, sut
 
 
 def flatten(protocol: dict[str, Any], prefix: str = "") -> dict[str, Any]:
