@@ -21,7 +21,8 @@ Roles (chosen by the ``reset`` operation):
   a 2.05/4.03/4.04 whose recipient option is its own UE id and whose token is its request's.
 
 ``--fault NAME`` builds a deliberately broken variant (see FAULTS) so that a vendor can watch the
-suite catch a defect.
+suite catch a defect. ``--choice NAME`` builds another correct one (see CHOICES): a behaviour the
+clauses leave to the implementation, which the suite must accept.
 """
 
 from __future__ import annotations
@@ -51,6 +52,18 @@ FAULTS = {
     "ignores-port": "the relay relays responses from any source port (RELAY-DL-007 fails)",
     "ignores-critical-option": "the relay relays a GET with an unknown critical option (RELAY-UL-002 fails)",
     "applies-others": "the constrained UE applies a 2.05 addressed to another client (CUE-RSP-004 fails)",
+}
+
+# Each choice is a legal alternative to the default behaviour; the comment cites what allows it.
+CHOICES = {
+    "fresh-token": "the relay re-originates a response no client asked for as a NON with a fresh token "
+    "(the seed says 'relays the response', RFC 7252 5.3.2 ties a token to a request only)",
+    "vendor-type": "the constrained UE adds ue-vendor and ue-type to its GET "
+    "(optional VAL UE information, TS 23.434 table 11.3.2.1-1; 6.2.2.x: 'if included')",
+    "vendor-per-ue": "the gateway repeats ue-vendor/ue-type once per UE in the bulk GET "
+    "(6.2.2.x: 'set to the MSGin5G UE information', how often each appears is not said)",
+    "rst-others": "the constrained UE rejects a CON response it does not handle with a Reset "
+    "(RFC 7252 4.2: ACK or RST)",
 }
 
 Address = tuple[str, int]
@@ -336,7 +349,9 @@ class Settings:
     max_retransmit: int
     config_schema: Any
     bulk_response_schema: Any
+    bulk_response_shape: str
     faults: frozenset[str]
+    choices: frozenset[str]
 
 
 class Endpoint(asyncio.DatagramProtocol):
@@ -356,6 +371,7 @@ class Endpoint(asyncio.DatagramProtocol):
         self.unacked: dict[tuple[Address, int], asyncio.TimerHandle] = {}
         self.current: tuple[Address, Message] | None = None
         self.piggyback: Message | None = None
+        self.reset_current = False  # set by a handler: answer the CON being handled with a Reset
 
     async def open(self, address: Address) -> None:
         loop = asyncio.get_running_loop()
@@ -417,7 +433,7 @@ class Endpoint(asyncio.DatagramProtocol):
         self.seen[key] = None
         while len(self.seen) > self.SEEN_LIMIT:
             self.seen.popitem(last=False)
-        self.current, self.piggyback = (src, msg), None
+        self.current, self.piggyback, self.reset_current = (src, msg), None, False
         try:
             self.handler(self, msg, src)
         except Exception as exc:  # one bad message must not take the endpoint down
@@ -426,7 +442,8 @@ class Endpoint(asyncio.DatagramProtocol):
             self.current = None
         if msg.mtype == CON:
             answer = self.piggyback or Message(ACK, 0)
-            ack = encode(replace(answer, mtype=ACK, mid=msg.mid))
+            mtype = RST if self.reset_current and self.piggyback is None else ACK
+            ack = encode(replace(answer, mtype=mtype, mid=msg.mid))
             self.seen[key] = ack
             self._sendto(ack, src)
         self.piggyback = None
@@ -497,6 +514,9 @@ class Role:
     def has_fault(self, name: str) -> bool:
         return name in self.s.faults
 
+    def has_choice(self, name: str) -> bool:
+        return name in self.s.choices
+
     def recipient(self, msg: Message) -> str | None:
         values = msg.values(self.s.recipient_option)
         if len(values) != 1:
@@ -558,6 +578,7 @@ class Relay(Role):
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
         self.links: dict[str, Address] = {}
+        self.asked: collections.OrderedDict[bytes, Address] = collections.OrderedDict()  # relayed GET tokens
 
     async def start(self) -> None:
         self.pc5 = await self.open("sut.pc5", self.on_pc5)
@@ -592,6 +613,9 @@ class Relay(Role):
             self.note(f"not relayed: GET recipient {self.recipient(msg)!r} is not the SCM-S")
         else:
             self.uu.send(msg, self.s.peers["scms"])  # type, token, options and payload unchanged
+            self.asked[msg.token] = src
+            while len(self.asked) > 1024:
+                self.asked.popitem(last=False)
             self.note(f"relayed GET token={msg.token.hex()} uplink to the SCM-S")
 
     def on_uu(self, endpoint: Endpoint, msg: Message, src: Address) -> None:
@@ -618,7 +642,11 @@ class Relay(Role):
             self.note(f"discarded {what}: no one-to-one link with {recipient!r}")
         else:
             mtype = NON if msg.mtype == NON else CON  # a piggybacked ACK goes on as a CON
-            self.pc5.send(replace(msg, mtype=mtype), self.links[recipient])
+            out = replace(msg, mtype=mtype)
+            solicited = self.asked.get(msg.token) == self.links[recipient]
+            if self.has_choice("fresh-token") and not solicited:
+                out = replace(out, mtype=NON, token=os.urandom(4))  # nobody asked: a new message of ours
+            self.pc5.send(out, self.links[recipient])
             self.note(f"relayed {what} token={msg.token.hex()} downlink to {recipient}")
 
 
@@ -748,8 +776,12 @@ class Gateway(Role):
             query = [f"{s.query_ue_ids}={','.join(ids)}"]
         else:
             query = [f"{s.query_ue_ids}={i}" for i in ids]
-        query += [f"{s.query_vendor}={v}" for v in sorted({e.vendor for e in entries if e.vendor is not None})]
-        query += [f"{s.query_type}={t}" for t in sorted({e.ue_type for e in entries if e.ue_type is not None})]
+        if self.has_choice("vendor-per-ue"):
+            query += [f"{s.query_vendor}={e.vendor}" for e in entries if e.vendor is not None]
+            query += [f"{s.query_type}={e.ue_type}" for e in entries if e.ue_type is not None]
+        else:
+            query += [f"{s.query_vendor}={v}" for v in sorted({e.vendor for e in entries if e.vendor is not None})]
+            query += [f"{s.query_type}={t}" for t in sorted({e.ue_type for e in entries if e.ue_type is not None})]
         bulk = Bulk(entries, query)
         bulk.timer = asyncio.get_running_loop().call_later(self.TRANSFER_TIMEOUT_S, self._transfer_timeout, bulk)
         self.bulks.append(bulk)
@@ -828,10 +860,14 @@ class Gateway(Role):
         self.finish(bulk)
         waiting = {e.ue_id: e for e in bulk.entries}
         codes = {"2.05": CONTENT, "4.03": FORBIDDEN, "4.04": NOT_FOUND}
-        for item in doc["ue-configurations"]:
-            entry = waiting.pop(item["ue-uri"], None)
+        if self.s.bulk_response_shape == "by-id":  # {"<UE id>": {"result", "configuration"?}, ...}
+            items = [(ue_id, item) for ue_id, item in doc.items()]
+        else:  # {"ue-configurations": [{"ue-uri", "result", "configuration"?}, ...]}
+            items = [(item["ue-uri"], item) for item in doc["ue-configurations"]]
+        for ue_id, item in items:
+            entry = waiting.pop(ue_id, None)
             if entry is None:
-                self.note(f"bulk answer entry for {item['ue-uri']!r} ignored: nobody waits for it")
+                self.note(f"bulk answer entry for {ue_id!r} ignored: nobody waits for it")
                 continue
             self.deliver(entry, codes[item["result"]], item.get("configuration"))
         for entry in waiting.values():
@@ -894,6 +930,9 @@ class ConstrainedUE(Role):
         options: list[Option] = [(s.recipient_option, s.scm_s.encode("utf-8"))]
         options += [(URI_PATH, segment.encode("utf-8")) for segment in s.single_path]
         options.append((URI_QUERY, f"{s.query_ue_ids}={s.sut_ue}".encode()))
+        if self.has_choice("vendor-type"):
+            options.append((URI_QUERY, f"{s.query_vendor}=example-vendor".encode()))
+            options.append((URI_QUERY, f"{s.query_type}=sensor".encode()))
         self.endpoint.send(Message(CON, GET, 0, self.token, options), s.peers["relay"])
         self.note(f"sent configuration GET token={self.token.hex()} to the relay")
 
@@ -908,28 +947,36 @@ class ConstrainedUE(Role):
             self.note(f"ignored {what}: not a response")
         elif recipient != self.s.sut_ue and not self.has_fault("applies-others"):
             self.note(f"ignored {what}: recipient {recipient!r} is not {self.s.sut_ue!r}")
+            self.refuse(endpoint, msg)
         elif self.token is None or msg.token != self.token:
             self.note(f"ignored {what}: no outstanding request with this token")
+            self.refuse(endpoint, msg)
         elif msg.code not in self.HANDLED:
             self.note(f"ignored {what}: not 2.05, 4.03 or 4.04")
         elif self.unknown_critical(msg):
             self.note(f"ignored {what}: unrecognised critical option")
         elif msg.code == CONTENT:
             self.apply(msg, what)
-        else:
-            self.state = {"status": self.HANDLED[msg.code], "configuration": None}
+        else:  # the failure is the last result; the configuration in force stays (none before one)
+            self.state = {"status": self.HANDLED[msg.code], "configuration": self.state["configuration"]}
             self.token = None
-            self.note(f"recorded {what}: no configuration")
+            self.note(f"recorded {what}: no new configuration")
+
+    def refuse(self, endpoint: Endpoint, msg: Message) -> None:
+        if self.has_choice("rst-others") and msg.mtype == CON:
+            endpoint.reset_current = True  # RFC 7252 4.2: a CON it will not process may be rejected
 
     def apply(self, msg: Message, what: str) -> None:
         try:
             doc = json.loads(msg.payload)
         except ValueError as exc:
             self.note(f"not applied {what}: payload is not JSON ({exc})")
+            self.state = {"status": "invalid", "configuration": self.state["configuration"]}
             return
         problem = schema_problem(doc, self.s.config_schema)
         if problem:
             self.note(f"not applied {what}: configuration invalid: {problem}")
+            self.state = {"status": "invalid", "configuration": self.state["configuration"]}
             return
         self.state = {"status": "2.05", "configuration": doc}
         self.token = None  # answered: a later response with this token is stale
@@ -947,7 +994,7 @@ def _address(value: Any, what: str) -> Address:
     return (value["host"], value["port"])
 
 
-def parse_configure(msg: dict[str, Any], faults: frozenset[str]) -> Settings:
+def parse_configure(msg: dict[str, Any], faults: frozenset[str], choices: frozenset[str]) -> Settings:
     try:
         p = msg["profile"]
         return Settings(
@@ -972,7 +1019,9 @@ def parse_configure(msg: dict[str, Any], faults: frozenset[str]) -> Settings:
             max_retransmit=int(p["timers"]["max_retransmit"]),
             config_schema=p["config_schema"],
             bulk_response_schema=p["bulk_response_schema"],
+            bulk_response_shape=str(p.get("bulk_response_shape", "entries")),  # protocol 1.1; optional
             faults=faults,
+            choices=choices,
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise OpError("bad-request", f"configure: missing or malformed value: {exc!r}") from None
@@ -987,8 +1036,9 @@ class Sut:
         "constrained-ue": ConstrainedUE,
     }
 
-    def __init__(self, faults: frozenset[str]) -> None:
+    def __init__(self, faults: frozenset[str], choices: frozenset[str] = frozenset()) -> None:
         self.faults = faults
+        self.choices = choices
         self.settings: Settings | None = None
         self.role: Role | None = None
 
@@ -999,7 +1049,7 @@ class Sut:
 
     async def handle(self, op: str, msg: dict[str, Any]) -> Any:
         if op == "configure":
-            self.settings = parse_configure(msg, self.faults)
+            self.settings = parse_configure(msg, self.faults, self.choices)
             return {}
         if op == "reset":
             return await self.reset(msg.get("role"))
@@ -1056,7 +1106,8 @@ async def control(sut: Sut) -> None:
             "capabilities": CAPABILITIES,
         }
     )
-    log(f"example SUT {VERSION} ready (faults: {sorted(sut.faults) or 'none'})")
+    built = f"faults: {sorted(sut.faults) or 'none'}, choices: {sorted(sut.choices) or 'none'}"
+    log(f"example SUT {VERSION} ready ({built})")
     while True:
         try:
             line = await reader.readline()
@@ -1109,8 +1160,15 @@ def main(argv: list[str] | None = None) -> int:
         choices=sorted(FAULTS),
         help="break one behaviour on purpose (repeatable): " + "; ".join(f"{k}: {v}" for k, v in FAULTS.items()),
     )
+    parser.add_argument(
+        "--choice",
+        action="append",
+        default=[],
+        choices=sorted(CHOICES),
+        help="another correct behaviour (repeatable): " + "; ".join(f"{k}: {v}" for k, v in CHOICES.items()),
+    )
     args = parser.parse_args(argv)
-    asyncio.run(control(Sut(frozenset(args.fault))))
+    asyncio.run(control(Sut(frozenset(args.fault), frozenset(args.choice))))
     return 0
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import importlib.util
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -25,10 +26,10 @@ from msgin5g_conformance.spec.loader import load_testcase
 from msgin5g_conformance.wire import codec
 from msgin5g_conformance.wire.codec import CoapMessage
 from msgin5g_conformance.wire.numbers import Code, MessageType, OptionNumber
-from msgin5g_conformance.world.profile import Profile
+from msgin5g_conformance.world.profile import Profile, load_profile
 from sut_adapters.process import ProcessAdapter
 
-from .conftest import ROOT, TESTCASES
+from .conftest import ROOT, TESTCASES, profile_with
 
 EXAMPLES = ROOT / "examples"
 RUN_TIMEOUT_S = 300
@@ -99,28 +100,101 @@ def test_faulty_profile_selects_the_documented_fault() -> None:
     assert FAULTS["drops-404"][1] == FAULTY_FAILS
 
 
+def run_example(
+    flags: list[str],
+    role: str,
+    profile: Profile,
+    tmp_path: Path,
+    protocol: dict[str, Any] | None = None,
+    only: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """Run the example built with ``flags`` through a Session against the suite of ``role`` (or
+    only the cases named)."""
+    sut: dict[str, Any] = {
+        "name": "example-" + "-".join(flags or ["default"]),
+        "command": [sys.executable, str(EXAMPLES / "example_sut.py"), *flags],
+        "control": "stdio",
+        "roles": [role],
+        "capabilities": ["link-control", "trigger-request", "trigger-bulk", "read-config"],
+        "options": ["bulk-configuration"],
+    }
+    if protocol:
+        sut["protocol"] = protocol
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    path = tmp_path / "sut.yaml"
+    path.write_text(yaml.safe_dump(sut), encoding="utf-8")
+    files = sorted((TESTCASES / role).glob("*.yaml"))
+    cases = [load_testcase(f, profile) for f in files if not only or f.stem in only]
+    with Session(profile, ProcessAdapter(path), pcap_dir=tmp_path) as session:
+        return {c.id: session.run_case(c) for c in cases}
+
+
 @pytest.mark.parametrize("fault", sorted(FAULTS))
 def test_each_fault_is_caught(fault: str, fast_profile: Profile, tmp_path: Path) -> None:
     """Each deliberate fault of the example fails exactly the cases that check that behaviour."""
     role, expected = FAULTS[fault]
-    profile = tmp_path / "sut.yaml"
-    profile.write_text(
-        yaml.safe_dump(
-            {
-                "name": f"example-{fault}",
-                "command": [sys.executable, str(EXAMPLES / "example_sut.py"), "--fault", fault],
-                "control": "stdio",
-                "roles": [role],
-                "capabilities": ["link-control", "trigger-request", "trigger-bulk", "read-config"],
-            }
-        ),
-        encoding="utf-8",
-    )
-    cases = [load_testcase(f, fast_profile) for f in sorted((TESTCASES / role).glob("*.yaml"))]
-    with Session(fast_profile, ProcessAdapter(profile), pcap_dir=tmp_path) as session:
-        got = {c.id: session.run_case(c) for c in cases}
+    got = run_example(["--fault", fault], role, fast_profile, tmp_path)
     verdicts = {cid: r.verdict.value for cid, r in got.items() if r.verdict is not Verdict.PASS}
     assert verdicts == expected, {cid: got[cid].reason for cid in verdicts}
+
+
+# Each legal alternative of the example -> the role whose suite must pass it.
+CHOICES = {
+    "fresh-token": "relay",
+    "vendor-type": "constrained-ue",
+    "vendor-per-ue": "gateway",
+    "rst-others": "constrained-ue",
+}
+
+
+def test_every_choice_of_the_example_is_tested() -> None:
+    """The table above names every --choice the example offers, and each cites what allows it."""
+    example = load_example()
+    assert set(example.CHOICES) == set(CHOICES)
+    assert all(re.search(r"RFC \d+|TS \d+\.\d+|6\.2\.\d", why) for why in example.CHOICES.values())
+
+
+@pytest.mark.parametrize("choice", sorted(CHOICES))
+def test_each_choice_passes(choice: str, fast_profile: Profile, tmp_path: Path) -> None:
+    """A legal alternative built into the external example passes every case of its role: the
+    external path accepts what the clauses allow, as the in-process conformant variants do."""
+    got = run_example(["--choice", choice], CHOICES[choice], fast_profile, tmp_path)
+    assert {cid: r.reason for cid, r in got.items() if r.verdict is not Verdict.PASS} == {}
+
+
+def test_the_choices_are_visible_on_the_wire(fast_profile: Profile, tmp_path: Path) -> None:
+    """fresh-token really re-originates (a token the SCM-S did not use reaches the client) and keeps
+    the client's token on a solicited response, and rst-others really resets: the passes above are
+    not the default behaviour under another name."""
+    both = ("RELAY-DL-001", "RELAY-E2E-001")
+    relay = run_example(["--choice", "fresh-token"], "relay", fast_profile, tmp_path / "relay", only=both)
+    records = [r for r in relay["RELAY-DL-001"].exchange if r.get("code") not in (None, "0.00")]
+    sent = {r["token"] for r in records if r["src_node"] == "scms"}
+    relayed = {r["token"] for r in records if str(r["src_node"]).startswith("sut")}
+    assert sent and relayed and not sent & relayed, records
+    # The token is free only under that reading: under "transparent" the same build fails the
+    # unsolicited case, and still passes the round trip (a solicited response keeps the client's token).
+    transparent = load_profile(profile_with(tmp_path, "transparent", {"readings.unsolicited_token": "transparent"}))
+    strict = run_example(["--choice", "fresh-token"], "relay", transparent, tmp_path / "transparent", only=both)
+    assert strict["RELAY-DL-001"].verdict is Verdict.FAIL, strict["RELAY-DL-001"].reason
+    assert strict["RELAY-DL-001"].readings.get("unsolicited_token") == "transparent"
+    assert strict["RELAY-E2E-001"].verdict is Verdict.PASS, strict["RELAY-E2E-001"].reason
+    cue = run_example(
+        ["--choice", "rst-others"], "constrained-ue", fast_profile, tmp_path / "cue", only=("CUE-RSP-004",)
+    )
+    resets = [r for r in cue["CUE-RSP-004"].exchange if r.get("type") == "RST"]
+    assert resets and all(str(r["src_node"]).startswith("sut") for r in resets), cue["CUE-RSP-004"].exchange
+
+
+def test_the_example_reads_the_other_answer_shape(tmp_path: Path) -> None:
+    """Under a profile whose SCM-S serves the answer keyed by UE id (bulk_response_shape: by-id),
+    the example (its SUT profile says so) passes the gateway suite; declared otherwise, it is refused."""
+    profile = load_profile(profile_with(tmp_path, "by-id", {"bulk_response_shape": "by-id"}))
+    got = run_example([], "gateway", profile, tmp_path / "by-id", protocol={"bulk_response_shape": "by-id"})
+    assert {cid: r.reason for cid, r in got.items() if r.verdict is not Verdict.PASS} == {}
+    refused = run_example([], "gateway", profile, tmp_path / "entries", protocol={"bulk_response_shape": "entries"})
+    assert {r.verdict for r in refused.values()} == {Verdict.ERROR}
+    assert all("bulk_response_shape" in r.reason for r in refused.values())
 
 
 def test_example_is_independent_of_the_harness() -> None:
