@@ -26,8 +26,11 @@ pytest_plugins = ["pytester"]
 ROOT = Path(__file__).resolve().parent.parent
 CASES = ROOT / "testcases" / "relay"
 SHOTS = ROOT / "reports" / "browser"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or (
-    "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
+CHROMIUM = (
+    shutil.which("chromium")
+    or shutil.which("chromium-browser")
+    or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
+)
 BROWSER_TIMEOUT_S = 120
 ROUTE_TO_ANNOTATE = """
 import msgin5g_conformance.plugin as plugin
@@ -40,8 +43,10 @@ VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "met
 
 pytestmark = [
     pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (apt-get install -y chromium)"),
-    pytest.mark.skipif(shutil.which("node") is None or html.find_allure() is None,
-                       reason="Node.js or the allure npm package is not installed (scripts/install-report-tools.sh)"),
+    pytest.mark.skipif(
+        shutil.which("node") is None or html.find_allure() is None,
+        reason="Node.js or the allure npm package is not installed (scripts/install-report-tools.sh)",
+    ),
 ]
 
 
@@ -82,9 +87,21 @@ class DataTestIdText(HTMLParser):
 
 def chromium(url: str, profile: Path, *extra: str, budget_ms: int = 15000) -> subprocess.CompletedProcess[str]:
     assert CHROMIUM is not None
-    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           f"--user-data-dir={profile}", f"--virtual-time-budget={budget_ms}", *extra, url]
+    cmd = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+        f"--virtual-time-budget={budget_ms}",
+        *extra,
+        url,
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=BROWSER_TIMEOUT_S, check=False)
 
 
@@ -103,8 +120,9 @@ def rendered(url: str, profile: Path, wanted: str) -> list[tuple[str, str]]:
 def screenshot(url: str, profile: Path, out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.unlink(missing_ok=True)
-    proc = chromium(url, profile, f"--screenshot={out}", "--window-size=1400,1000", "--hide-scrollbars",
-                    budget_ms=30000)
+    proc = chromium(
+        url, profile, f"--screenshot={out}", "--window-size=1400,1000", "--hide-scrollbars", budget_ms=30000
+    )
     assert proc.returncode == 0 and out.is_file(), proc.stderr[-2000:]
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert out.stat().st_size > 20_000  # a blank page compresses to a few KB
@@ -135,9 +153,18 @@ def test_report_renders_counts_and_attachments(pytester: pytest.Pytester, tmp_pa
         shutil.copy(CASES / f"{cid}.yaml", folder / f"{cid}.yaml")
     pytester.makeconftest(ROUTE_TO_ANNOTATE)
     results = pytester.path / "allure-results"
-    run = pytester.runpytest_subprocess("testcases", "--sut", "faulty:rewrites-payload",
-                                        "--pcap-dir", str(pytester.path / "pcaps"), "--alluredir", str(results),
-                                        "-p", "no:cacheprovider", timeout=180)
+    run = pytester.runpytest_subprocess(
+        "testcases",
+        "--sut",
+        "faulty:rewrites-payload",
+        "--pcap-dir",
+        str(pytester.path / "pcaps"),
+        "--alluredir",
+        str(results),
+        "-p",
+        "no:cacheprovider",
+        timeout=180,
+    )
     run.assert_outcomes(passed=1, failed=1)
 
     index = SHOTS / "index.html"

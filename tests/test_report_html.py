@@ -51,8 +51,16 @@ def run_with_allure(pytester: pytest.Pytester, sut: str, *case_ids: str) -> Path
     pytester.makeconftest(ROUTE_TO_ANNOTATE)
     out = pytester.path / "allure-results"
     pytester.runpytest_subprocess(
-        "testcases", "--sut", sut, "--pcap-dir", str(pytester.path / "pcaps"), "--alluredir", str(out),
-        "-p", "no:cacheprovider", timeout=TIMEOUT_S,
+        "testcases",
+        "--sut",
+        sut,
+        "--pcap-dir",
+        str(pytester.path / "pcaps"),
+        "--alluredir",
+        str(out),
+        "-p",
+        "no:cacheprovider",
+        timeout=TIMEOUT_S,
     )
     return out
 
@@ -92,10 +100,16 @@ def test_spec_and_links_from_the_clause() -> None:
     assert spec_links("RFC 7252 5.4.1") == [("RFC 7252 5.4.1", "https://www.rfc-editor.org/rfc/rfc7252#section-5.4.1")]
 
 
-@pytest.mark.parametrize(("verdict", "status"), [
-    (Verdict.PASS, "passed"), (Verdict.FAIL, "failed"), (Verdict.ERROR, "broken"),
-    (Verdict.INCONCLUSIVE, "broken"), (Verdict.NOT_APPLICABLE, "skipped"),
-])
+@pytest.mark.parametrize(
+    ("verdict", "status"),
+    [
+        (Verdict.PASS, "passed"),
+        (Verdict.FAIL, "failed"),
+        (Verdict.ERROR, "broken"),
+        (Verdict.INCONCLUSIVE, "broken"),
+        (Verdict.NOT_APPLICABLE, "skipped"),
+    ],
+)
 def test_step_verdict_maps_to_allure_status(verdict: Verdict, status: str) -> None:
     """allure-pytest's own status logic turns each step outcome into the intended Allure status."""
     outcome = step_outcome(StepResult("2", "expect", 12, verdict, "why", node="cue1"))
@@ -108,12 +122,18 @@ def test_step_verdict_maps_to_allure_status(verdict: Verdict, status: str) -> No
 
 def test_step_titles() -> None:
     """Step names read like the YAML: kind, where, then the reason."""
-    assert step_title(StepResult("2", "expect", 9, Verdict.FAIL, "nothing came", node="cue1")) == \
-        "step 2 expect at cue1: nothing came"
-    assert step_title(StepResult("0", "send", 5, Verdict.PASS, "sent", node="scms", peer="sut.uu")) == \
-        "step 0 send from scms to sut.uu: sent"
-    assert step_title(StepResult("pre", "upper", None, Verdict.PASS, "establish_link cue1")) == \
-        "step pre upper: establish_link cue1"
+    assert (
+        step_title(StepResult("2", "expect", 9, Verdict.FAIL, "nothing came", node="cue1"))
+        == "step 2 expect at cue1: nothing came"
+    )
+    assert (
+        step_title(StepResult("0", "send", 5, Verdict.PASS, "sent", node="scms", peer="sut.uu"))
+        == "step 0 send from scms to sut.uu: sent"
+    )
+    assert (
+        step_title(StepResult("pre", "upper", None, Verdict.PASS, "establish_link cue1"))
+        == "step pre upper: establish_link cue1"
+    )
 
 
 # --------------------------------------------------------------------------- #
@@ -135,8 +155,11 @@ def test_annotations_of_a_failed_case(payload_run: Path) -> None:
     assert [link["url"] for link in r["links"]] == ["https://www.3gpp.org/DynaReport/24538.htm"]
 
     steps = r["steps"]
-    assert [s["name"].split(":")[0] for s in steps[:3]] == ["step pre upper", "step 0 send from scms to sut.uu",
-                                                           "step 1 expect at cue1"]
+    assert [s["name"].split(":")[0] for s in steps[:3]] == [
+        "step pre upper",
+        "step 0 send from scms to sut.uu",
+        "step 1 expect at cue1",
+    ]
     assert [s["status"] for s in steps[:3]] == ["passed", "passed", "failed"]
     # then the checks of the whole case, each named with the requirement it decides
     assert [s["name"].split(":")[0] for s in steps[3:]] == [
@@ -163,8 +186,13 @@ def test_attachments_of_a_failed_case(payload_run: Path) -> None:
     def body(name: str) -> bytes:
         return (payload_run / str(by_name[name]["source"])).read_bytes()
 
-    assert body("RELAY-DL-001.pcap")[:4] in (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1",
-                                             b"\xa1\xb2\x3c\x4d", b"\x0a\x0d\x0d\x0a")
+    assert body("RELAY-DL-001.pcap")[:4] in (
+        b"\xd4\xc3\xb2\xa1",
+        b"\xa1\xb2\xc3\xd4",
+        b"\x4d\x3c\xb2\xa1",
+        b"\xa1\xb2\x3c\x4d",
+        b"\x0a\x0d\x0d\x0a",
+    )
     svg = ET.fromstring(body("sequence chart"))
     assert svg.get("data-case") == "RELAY-DL-001"
     assert any("decisive" in (g.get("class") or "") for g in svg.iter("{http://www.w3.org/2000/svg}g"))
@@ -262,17 +290,18 @@ def test_generate_is_bounded_by_a_timeout(tmp_path: Path) -> None:
     """A tool that hangs is stopped after the timeout and reported."""
     tool = tmp_path / "allure.js"
     tool.write_text("setTimeout(() => {}, 60000);\n", encoding="utf-8")
-    ok, message = html.generate(_fake_results(tmp_path / "r"), tmp_path / "index.html", allure_bin=tool,
-                                timeout_s=1)
+    ok, message = html.generate(_fake_results(tmp_path / "r"), tmp_path / "index.html", allure_bin=tool, timeout_s=1)
     assert not ok
     assert "did not finish within 1 s" in message
 
 
 def test_strip_analytics_removes_only_the_tag() -> None:
     """The analytics script pair is removed and the rest of the page kept."""
-    page = ('<body><div id="app"></div>\n    <script async src="https://www.googletagmanager.com/gtag/js?id=G-X">'
-            "</script>\n    <script>\n        window.dataLayer = window.dataLayer || [];\n        gtag('js');\n"
-            '    </script>\n    <script>window.allureReportData = {}</script></body>')
+    page = (
+        '<body><div id="app"></div>\n    <script async src="https://www.googletagmanager.com/gtag/js?id=G-X">'
+        "</script>\n    <script>\n        window.dataLayer = window.dataLayer || [];\n        gtag('js');\n"
+        "    </script>\n    <script>window.allureReportData = {}</script></body>"
+    )
     cleaned = html.strip_analytics(page)
     assert "googletagmanager" not in cleaned and "dataLayer" not in cleaned
     assert '<div id="app"></div>' in cleaned and "window.allureReportData = {}" in cleaned

@@ -18,24 +18,61 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _dg(seq: int, src: str, dst: str, t_ms: float, **fields: Any) -> dict[str, Any]:
-    rec: dict[str, Any] = {"seq": seq, "t_ms": t_ms, "src": f"127.0.0.{seq + 1}:65401", "dst": "127.0.0.9:65401",
-                           "src_node": src, "dst_node": dst, "hex": "00", "type": "NON", "code": "2.05",
-                           "mid": seq, "token": "a1a1", "recipient": "cue1.msgin5g.example", "summary": "NON 2.05"}
+    rec: dict[str, Any] = {
+        "seq": seq,
+        "t_ms": t_ms,
+        "src": f"127.0.0.{seq + 1}:65401",
+        "dst": "127.0.0.9:65401",
+        "src_node": src,
+        "dst_node": dst,
+        "hex": "00",
+        "type": "NON",
+        "code": "2.05",
+        "mid": seq,
+        "token": "a1a1",
+        "recipient": "cue1.msgin5g.example",
+        "summary": "NON 2.05",
+    }
     rec.update(fields)
     return rec
 
 
-def _step(index: str, kind: str, verdict: str, reason: str, datagram: int | None = None,
-          node: str | None = None, peer: str | None = None) -> dict[str, Any]:
-    return {"index": index, "kind": kind, "line": 10, "verdict": verdict, "reason": reason, "datagram": datagram,
-            "node": node, "peer": peer, "findings": []}
+def _step(
+    index: str,
+    kind: str,
+    verdict: str,
+    reason: str,
+    datagram: int | None = None,
+    node: str | None = None,
+    peer: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "index": index,
+        "kind": kind,
+        "line": 10,
+        "verdict": verdict,
+        "reason": reason,
+        "datagram": datagram,
+        "node": node,
+        "peer": peer,
+        "findings": [],
+    }
 
 
-def _result(exchange: list[dict[str, Any]], steps: list[dict[str, Any]], decisive: int | None = None,
-            verdict: str = "fail") -> dict[str, Any]:
-    return {"id": "RELAY-DL-099", "title": "synthetic", "verdict": verdict, "sut": "faulty:demo",
-            "profile": "default", "capture": "tap", "decisive_datagram": decisive, "steps": steps,
-            "exchange": exchange}
+def _result(
+    exchange: list[dict[str, Any]], steps: list[dict[str, Any]], decisive: int | None = None, verdict: str = "fail"
+) -> dict[str, Any]:
+    return {
+        "id": "RELAY-DL-099",
+        "title": "synthetic",
+        "verdict": verdict,
+        "sut": "faulty:demo",
+        "profile": "default",
+        "capture": "tap",
+        "decisive_datagram": decisive,
+        "steps": steps,
+        "exchange": exchange,
+    }
 
 
 def _groups(root: ET.Element, cls: str) -> list[ET.Element]:
@@ -125,8 +162,17 @@ def test_decisive_datagram_is_highlighted(relay_fail: dict[str, Any]) -> None:
 
 def test_malformed_datagram_is_marked() -> None:
     """A datagram that failed to parse is flagged malformed, with the parse error as its label."""
-    bad = {"seq": 1, "t_ms": 0.5, "src": "127.0.0.1:65401", "dst": "127.0.0.11:65401", "src_node": "sut.pc5",
-           "dst_node": "cue1", "hex": "4245da", "malformed": "datagram is 3 bytes", "summary": "MALFORMED"}
+    bad = {
+        "seq": 1,
+        "t_ms": 0.5,
+        "src": "127.0.0.1:65401",
+        "dst": "127.0.0.11:65401",
+        "src_node": "sut.pc5",
+        "dst_node": "cue1",
+        "hex": "4245da",
+        "malformed": "datagram is 3 bytes",
+        "summary": "MALFORMED",
+    }
     result = _result([_dg(0, "scms", "sut.uu", 0.0), bad], [], decisive=1)
     root = ET.fromstring(render_svg(result))
     (arrow,) = [a for a in _groups(root, "datagram") if a.get("data-seq") == "1"]
@@ -157,8 +203,10 @@ def test_missing_message_uses_the_expected_peer() -> None:
 
 def test_passed_expects_and_absence_checks_draw_no_missing_arrow() -> None:
     """Only failed expect steps without a datagram produce 'never came' arrows."""
-    steps = [_step("1", "expect", "pass", "ok", 0, "cue1", None),
-             _step("2", "expect_nothing", "fail", "something came", 0)]
+    steps = [
+        _step("1", "expect", "pass", "ok", 0, "cue1", None),
+        _step("2", "expect_nothing", "fail", "something came", 0),
+    ]
     root = ET.fromstring(render_svg(_result([_dg(0, "sut.pc5", "cue1", 0.1)], steps, decisive=0)))
     assert _groups(root, "missing") == []
 
@@ -203,9 +251,25 @@ def test_chart_of_a_real_failing_run(tmp_path: Path) -> None:
     reports, pcaps = tmp_path / "reports", tmp_path / "pcaps"
     case = ROOT / "testcases" / "relay" / "RELAY-DL-003.yaml"
     proc = subprocess.run(
-        [sys.executable, "-m", "msgin5g_conformance.cli", "run", str(case), "--sut", "faulty:drops-404",
-         "--reports-dir", str(reports), "--pcap-dir", str(pcaps), "-q"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+        [
+            sys.executable,
+            "-m",
+            "msgin5g_conformance.cli",
+            "run",
+            str(case),
+            "--sut",
+            "faulty:drops-404",
+            "--reports-dir",
+            str(reports),
+            "--pcap-dir",
+            str(pcaps),
+            "-q",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert proc.returncode == 1, proc.stdout + proc.stderr
     result = json.loads((reports / "results" / "RELAY-DL-003.json").read_text(encoding="utf-8"))
