@@ -72,8 +72,10 @@ def test_expired_waiver_fails_by_itself() -> None:
     """An expired waiver fails the gate even with all cases passing, naming it and its expiry."""
     g = evaluate([_r("A-1", "pass", "REQ-RELAY-DL-1")], [_w("REQ-RELAY-DL-1", date(2026, 6, 14))], TODAY)
     assert not g.ok
-    assert g.lines[0] == ("EXPIRED waivers.yaml:2: waiver for REQ-RELAY-DL-1 expired on 2026-06-14 (known issue); "
-                          "renew it or fix the failure")
+    assert g.lines[0] == (
+        "EXPIRED waivers.yaml:2: waiver for REQ-RELAY-DL-1 expired on 2026-06-14 (known issue); "
+        "renew it or fix the failure"
+    )
 
 
 def test_waiver_is_valid_on_its_expiry_day() -> None:
@@ -112,17 +114,19 @@ def test_no_results_is_red() -> None:
 
 def test_load_valid_waiver_file(tmp_path: Path) -> None:
     """A well-formed file gives Waiver objects with dates and locations."""
-    p = _write(tmp_path, "waivers:\n"
-                         "  - requirement: REQ-RELAY-DL-1\n"
-                         "    reason: 4.04 relaying not implemented yet\n"
-                         "    expires: 2026-12-31\n"
-                         "  - requirement: REQ-RELAY-TERM-1\n"
-                         "    reason: pretty-printing gateway\n"
-                         "    expires: '2027-01-15'\n"
-                         "    cases: [RELAY-DL-001]\n")
+    p = _write(
+        tmp_path,
+        "waivers:\n"
+        "  - requirement: REQ-RELAY-DL-1\n"
+        "    reason: 4.04 relaying not implemented yet\n"
+        "    expires: 2026-12-31\n"
+        "  - requirement: REQ-RELAY-TERM-1\n"
+        "    reason: pretty-printing gateway\n"
+        "    expires: '2027-01-15'\n"
+        "    cases: [RELAY-DL-001]\n",
+    )
     ws = load_waivers(p)
-    assert ws[0] == Waiver("REQ-RELAY-DL-1", "4.04 relaying not implemented yet", date(2026, 12, 31), None,
-                           f"{p}:2")
+    assert ws[0] == Waiver("REQ-RELAY-DL-1", "4.04 relaying not implemented yet", date(2026, 12, 31), None, f"{p}:2")
     assert ws[1].expires == date(2027, 1, 15) and ws[1].cases == ("RELAY-DL-001",)
 
 
@@ -131,25 +135,44 @@ def test_empty_waiver_list_is_valid(tmp_path: Path) -> None:
     assert load_waivers(_write(tmp_path, "waivers: []\n")) == []
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("waivers:\n  - requirement: REQ-RELAY-DL-1\n    reason: r\n    expires: 2026-13-01\n",
-     ":4: waivers[0].expires: expected a date written YYYY-MM-DD, found '2026-13-01'"),
-    ("waivers:\n  - requirement: REQ-RELAY-DL-1\n    reason: r\n    expires: '31/12/2026'\n",
-     ":4: waivers[0].expires: expected a date written YYYY-MM-DD, found '31/12/2026'"),
-    ("waivers:\n  - requirement: REQ-RELAY-DL-1\n    reason: r\n    expires: '2026-02-30'\n",
-     ":4: waivers[0].expires: expected a date written YYYY-MM-DD, found '2026-02-30'"),
-    ("waivers:\n  - requirement: REQ-RELAY-DL-1\n    expires: 2026-12-01\n",
-     ":2: waivers[0]: missing required key 'reason'"),
-    ("waivers:\n  - requirement: REQ-RELAY-DL-1\n    reason: r\n    expires: 2026-12-01\n    until: x\n",
-     ":5: waivers[0].until: unknown key 'until'"),
-    ("waivers:\n  - requirement: relay-dl-1\n    reason: r\n    expires: 2026-12-01\n",
-     ":2: waivers[0].requirement: expected a requirement id such as REQ-RELAY-DL-1, found 'relay-dl-1'"),
-    ("waivers:\n  - requirement: REQ-RELAY-DL-42\n    reason: r\n    expires: 2026-12-01\n",
-     ":2: waivers[0].requirement: unknown requirement 'REQ-RELAY-DL-42'"),
-    ("waivers:\n  - requirement: REQ-RELAY-DL-1\n    reason: r\n    expires: 2026-12-01\n    cases: []\n",
-     ":5: waivers[0].cases: expected a non-empty list of test case ids"),
-    ("waiver: []\n", ":1: waiver: unknown key 'waiver'"),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "waivers:\n  - requirement: REQ-RELAY-DL-1\n    reason: r\n    expires: 2026-13-01\n",
+            ":4: waivers[0].expires: expected a date written YYYY-MM-DD, found '2026-13-01'",
+        ),
+        (
+            "waivers:\n  - requirement: REQ-RELAY-DL-1\n    reason: r\n    expires: '31/12/2026'\n",
+            ":4: waivers[0].expires: expected a date written YYYY-MM-DD, found '31/12/2026'",
+        ),
+        (
+            "waivers:\n  - requirement: REQ-RELAY-DL-1\n    reason: r\n    expires: '2026-02-30'\n",
+            ":4: waivers[0].expires: expected a date written YYYY-MM-DD, found '2026-02-30'",
+        ),
+        (
+            "waivers:\n  - requirement: REQ-RELAY-DL-1\n    expires: 2026-12-01\n",
+            ":2: waivers[0]: missing required key 'reason'",
+        ),
+        (
+            "waivers:\n  - requirement: REQ-RELAY-DL-1\n    reason: r\n    expires: 2026-12-01\n    until: x\n",
+            ":5: waivers[0].until: unknown key 'until'",
+        ),
+        (
+            "waivers:\n  - requirement: relay-dl-1\n    reason: r\n    expires: 2026-12-01\n",
+            ":2: waivers[0].requirement: expected a requirement id such as REQ-RELAY-DL-1, found 'relay-dl-1'",
+        ),
+        (
+            "waivers:\n  - requirement: REQ-RELAY-DL-42\n    reason: r\n    expires: 2026-12-01\n",
+            ":2: waivers[0].requirement: unknown requirement 'REQ-RELAY-DL-42'",
+        ),
+        (
+            "waivers:\n  - requirement: REQ-RELAY-DL-1\n    reason: r\n    expires: 2026-12-01\n    cases: []\n",
+            ":5: waivers[0].cases: expected a non-empty list of test case ids",
+        ),
+        ("waiver: []\n", ":1: waiver: unknown key 'waiver'"),
+    ],
+)
 def test_bad_waiver_files_give_located_errors(tmp_path: Path, text: str, expected: str) -> None:
     """Mistakes in the waiver file are reported as file:line: field.path: message."""
     p = _write(tmp_path, text)
@@ -191,3 +214,42 @@ def test_check_flags_unreadable_results(tmp_path: Path) -> None:
     g = check(res, None, TODAY)
     assert not g.ok
     assert "B.json: unreadable result" in g.lines[0]
+
+
+def _with_deviation(case_id: str, req: str) -> dict[str, Any]:
+    r = _r(case_id, "pass", req)
+    r["deviations"] = [{"step": "2[cue1].0", "field": "type (should)", "expected": "NON", "found": "CON", "ok": False}]
+    return r
+
+
+def test_a_should_deviation_is_a_warning_that_passes() -> None:
+    """A case that passed with a recorded deviation is listed as a WARNING and counted; the gate passes."""
+    g = evaluate([_with_deviation("GW-SPLIT-002", "REQ-GW-BULK-2"), _r("A-1", "pass", "REQ-GW-BULK-1")], [], TODAY)
+    assert g.ok
+    assert (
+        "WARNING GW-SPLIT-002 [REQ-GW-BULK-2] step 2[cue1].0: type (should): expected NON, found CON "
+        "(a SHOULD: a deviation, not a fail)"
+    ) in g.lines
+    assert g.lines[-1].startswith(
+        "gate PASSED: 2 case(s): 2 passed, 0 waived, 0 failing, 0 not applicable; 1 warning(s)"
+    )
+
+
+def test_a_warning_names_the_requirement_of_its_check() -> None:
+    """A case citing two requirements: the warning names the one the deviating check decides."""
+    r = _with_deviation("GW-SPLIT-002", "REQ-GW-BULK-2")
+    r["requirements"] = ["REQ-GW-BULK-2", "REQ-GW-BULK-1"]
+    r["steps"] = [
+        {"index": "1", "requirements": ["REQ-GW-BULK-1"]},
+        {"index": "2[cue1].0", "requirements": ["REQ-GW-BULK-2"]},
+    ]
+    (line,) = [x for x in evaluate([r], [], TODAY).lines if x.startswith("WARNING")]
+    assert line.startswith("WARNING GW-SPLIT-002 [REQ-GW-BULK-2] step 2[cue1].0:"), line
+
+
+def test_strict_fails_on_a_deviation_only() -> None:
+    """--strict fails the gate on a deviation, and only then: without one it is as green as before."""
+    g = evaluate([_with_deviation("GW-SPLIT-002", "REQ-GW-BULK-2")], [], TODAY, strict=True)
+    assert not g.ok and "FAIL --strict: 1 deviation(s) from a SHOULD" in g.lines
+    assert g.lines[-1].startswith("gate FAILED:")
+    assert evaluate([_r("A-1", "pass", "REQ-GW-BULK-1")], [], TODAY, strict=True).ok

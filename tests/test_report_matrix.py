@@ -29,11 +29,24 @@ def profile() -> Profile:
 def _result(case_id: str, verdict: str, profile: Profile, **extra: Any) -> dict[str, Any]:
     tc = load_testcase(CASES / f"{case_id}.yaml", profile)
     data: dict[str, Any] = {
-        "id": tc.id, "title": tc.title, "file": str(CASES / f"{case_id}.yaml"), "sha256": tc.sha256,
-        "clause": tc.clause, "requirements": list(tc.requirements), "strength": tc.strength, "role": tc.role,
-        "verdict": verdict, "reason": f"{verdict} reason", "profile": profile.name,
-        "profile_sha256": profile.sha256, "sut": "faulty:demo", "pcap": f"/elsewhere/{case_id}.pcap",
-        "provisional": [], "steps": [], "exchange": [], "duration_s": 0.1,
+        "id": tc.id,
+        "title": tc.title,
+        "file": str(CASES / f"{case_id}.yaml"),
+        "sha256": tc.sha256,
+        "clause": tc.clause,
+        "requirements": list(tc.requirements),
+        "strength": tc.strength,
+        "role": tc.role,
+        "verdict": verdict,
+        "reason": f"{verdict} reason",
+        "profile": profile.name,
+        "profile_sha256": profile.sha256,
+        "sut": "faulty:demo",
+        "pcap": f"/elsewhere/{case_id}.pcap",
+        "provisional": [],
+        "steps": [],
+        "exchange": [],
+        "duration_s": 0.1,
     }
     data.update(extra)
     return data
@@ -63,16 +76,19 @@ def _build(dirs: tuple[Path, Path, Path], profile: Profile) -> dict[str, Any]:
     return matrix.build(res, tc, pc, profile, "faulty:demo", "9.9.9", now=WHEN)
 
 
-@pytest.mark.parametrize(("verdicts", "status"), [
-    ([], "uncovered"),
-    (["pass", "pass"], "pass"),
-    (["pass", "not-applicable"], "pass"),
-    (["not-applicable", "not-applicable"], "not-applicable"),
-    (["pass", "fail", "error"], "fail"),
-    (["pass", "error", "inconclusive"], "error"),
-    (["pass", "inconclusive"], "inconclusive"),
-    (["pass", "not-run"], "not-run"),
-])
+@pytest.mark.parametrize(
+    ("verdicts", "status"),
+    [
+        ([], "uncovered"),
+        (["pass", "pass"], "pass"),
+        (["pass", "not-applicable"], "pass"),
+        (["not-applicable", "not-applicable"], "not-applicable"),
+        (["pass", "fail", "error"], "fail"),
+        (["pass", "error", "inconclusive"], "error"),
+        (["pass", "inconclusive"], "inconclusive"),
+        (["pass", "not-run"], "not-run"),
+    ],
+)
 def test_requirement_status_rules(verdicts: list[str], status: str) -> None:
     """A requirement's status follows from its cases' verdicts, failures first."""
     assert matrix.requirement_status(verdicts) == status
@@ -126,8 +142,11 @@ def test_run_identity(run_dirs: tuple[Path, Path, Path], profile: Profile) -> No
     files = {f["file"]: f for f in ident["testcases"]}
     assert set(files) == {"RELAY-DL-003.yaml", "RELAY-DL-004.yaml", "RELAY-UL-002.yaml"}
     raw = (tc / "RELAY-DL-003.yaml").read_bytes()
-    assert files["RELAY-DL-003.yaml"] == {"file": "RELAY-DL-003.yaml", "sha256": hashlib.sha256(raw).hexdigest(),
-                                          "id": "RELAY-DL-003"}
+    assert files["RELAY-DL-003.yaml"] == {
+        "file": "RELAY-DL-003.yaml",
+        "sha256": hashlib.sha256(raw).hexdigest(),
+        "id": "RELAY-DL-003",
+    }
     assert {p["file"]: p["sha256"] for p in ident["pcaps"]} == {
         "RELAY-DL-003.pcap": hashlib.sha256(b"pcap-bytes-003").hexdigest(),
         "RELAY-DL-004.pcap": hashlib.sha256(b"pcap-bytes-004").hexdigest(),
@@ -191,3 +210,30 @@ def test_sut_taken_from_results(run_dirs: tuple[Path, Path, Path], profile: Prof
     m = matrix.build(res, tc, pc, profile, None, "1", now=WHEN)
     assert m["identity"]["sut"] == "faulty:demo"
     assert not any("run against SUT" in w for w in m["warnings"])
+
+
+def test_each_requirement_shows_strength_readings_and_warnings(tmp_path: Path, profile: Profile) -> None:
+    """The matrix shows per requirement the strength of the cases citing it, the readings their
+    verdicts rest on and the SHOULD deviations its checks recorded, in JSON and in Markdown."""
+    tc_dir, res_dir, pcap_dir = tmp_path / "testcases", tmp_path / "results", tmp_path / "pcaps"
+    for d in (tc_dir, res_dir, pcap_dir):
+        d.mkdir()
+    shutil.copy(CASES / "RELAY-DL-001.yaml", tc_dir / "RELAY-DL-001.yaml")
+    step = {
+        "index": "1",
+        "kind": "expect",
+        "verdict": "pass",
+        "requirements": ["REQ-RELAY-DL-1"],
+        "deviations": [{"field": "type (should)", "expected": "NON", "found": "CON", "ok": False}],
+    }
+    result = _result("RELAY-DL-001", "pass", profile, steps=[step], readings={"unsolicited_token": "free"})
+    (res_dir / "RELAY-DL-001.json").write_text(json.dumps(result), encoding="utf-8")
+    m = matrix.build(res_dir, tc_dir, pcap_dir, profile, "faulty:demo", "9.9.9", now=WHEN)
+    row = next(r for r in m["requirements"] if r["id"] == "REQ-RELAY-DL-1")
+    assert (row["strength"], row["readings"], row["warnings"]) == (["shall"], {"unsolicited_token": "free"}, 1)
+    untouched = next(r for r in m["requirements"] if r["id"] == "REQ-GW-BULK-1")
+    assert (untouched["strength"], untouched["readings"], untouched["warnings"]) == ([], {}, 0)
+    md = matrix.render_markdown(m)
+    assert "| Requirement | Status | Strength | Reading | Warnings |" in md
+    line = next(x for x in md.splitlines() if x.startswith("| REQ-RELAY-DL-1 |"))
+    assert "| shall | unsolicited_token: free | 1 |" in line, line

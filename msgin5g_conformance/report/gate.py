@@ -193,9 +193,11 @@ def evaluate(
         reqs = [str(x) for x in r.get("requirements") or []]
         if verdict == "pass":
             counts["passed"] += 1
+            decides = {str(s.get("index")): s.get("requirements") or [] for s in r.get("steps") or []}
             for dev in r.get("deviations") or []:
                 warnings += 1
-                where = f"{cid} [{', '.join(reqs) or 'no requirement'}] step {dev.get('step')}"
+                named = [str(x) for x in decides.get(str(dev.get("step")), [])] or reqs  # the check's own
+                where = f"{cid} [{', '.join(named) or 'no requirement'}] step {dev.get('step')}"
                 lines.append(
                     f"WARNING {where}: {dev.get('field')}: expected {dev.get('expected')}, found {dev.get('found')} "
                     "(a SHOULD: a deviation, not a fail)"
