@@ -234,6 +234,8 @@ def test_each_requirement_shows_strength_readings_and_warnings(tmp_path: Path, p
     untouched = next(r for r in m["requirements"] if r["id"] == "REQ-GW-BULK-1")
     assert (untouched["strength"], untouched["readings"], untouched["warnings"]) == ([], {}, 0)
     md = matrix.render_markdown(m)
+    assert m["identity"]["profile"]["readings"]["seed_revision"] == "001"  # the run's, used or not
+    assert "| Readings | seed_revision: 001, relay_model: terminating," in md
     assert "| Requirement | Status | Strength | Reading | Warnings |" in md
     line = next(x for x in md.splitlines() if x.startswith("| REQ-RELAY-DL-1 |"))
     assert "| shall | unsolicited_token: free | 1 |" in line, line

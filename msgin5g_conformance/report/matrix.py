@@ -297,7 +297,13 @@ def build(
         "format": FORMAT,
         "identity": {
             "harness_version": harness_version,
-            "profile": {"name": profile.name, "sha256": profile.sha256, "source": profile.source},
+            "profile": {
+                "name": profile.name,
+                "sha256": profile.sha256,
+                "source": profile.source,
+                # how the run read the open points, whether or not a case of this run rested on one
+                "readings": {**profile.readings, "bulk_response_shape": profile.bulk_response_shape},
+            },
             "sut": sut,
             "date": when,
             "testcases_dir": str(tc_dir),
@@ -335,6 +341,7 @@ def render_markdown(matrix: Mapping[str, Any]) -> str:
         "|---|---|",
         f"| Harness version | {_cell(ident['harness_version'])} |",
         f"| Profile | {_cell(ident['profile']['name'])} (SHA-256 `{ident['profile']['sha256']}`) |",
+        f"| Readings | {_cell(', '.join(f'{k}: {v}' for k, v in ident['profile'].get('readings', {}).items()))} |",
         f"| SUT | {_cell(ident['sut'])} |",
         f"| Date | {_cell(ident['date'])} |",
         f"| Test case files | {len(ident['testcases'])} in `{_cell(ident['testcases_dir'])}` |",
