@@ -80,6 +80,20 @@ def _parser() -> argparse.ArgumentParser:
     li = sub.add_parser("lint", help="check test case files without running them")
     li.add_argument("paths", nargs="+")
     li.add_argument("--profile", default=None)
+
+    # numbers are checked by cmd_sweep, so that a bad one is one line naming it (not argparse's usage)
+    sw = sub.add_parser("sweep", help="robustness sweep: malformed and hostile datagrams, with liveness probes")
+    sw.add_argument("--sut", required=True, help="SUT adapter name or SUT profile (.yaml), as for run")
+    sw.add_argument("--role", required=True, metavar="{relay,gateway,constrained-ue}", help="the role to sweep")
+    sw.add_argument("--count", required=True, metavar="N", help="inputs per SUT endpoint (1 to 100000)")
+    sw.add_argument("--probe-every", default="50", metavar="K", help="a liveness probe every K inputs (default: 50)")
+    sw.add_argument("--seed", default="1", metavar="S", help="seed of the generators (default: 1)")
+    sw.add_argument(
+        "--time-limit", default="120", metavar="SECONDS", help="stop sending after this long (default: 120, max 3600)"
+    )
+    sw.add_argument("--profile", default=None, help="protocol profile YAML (default: shipped profile)")
+    sw.add_argument("--pcap-dir", default="pcaps", help="where sweep-<role>.pcap goes (default: pcaps)")
+    sw.add_argument("--out", default=None, help="JSON report (default: reports/sweep-<role>.json)")
     return p
 
 
@@ -213,6 +227,69 @@ def cmd_lint(a: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def _sweep_numbers(a: argparse.Namespace) -> tuple[int, int, int, float]:
+    """--count, --probe-every, --seed and --time-limit, each checked against its bound."""
+    from msgin5g_conformance import sweep
+
+    def whole(flag: str, text: str, low: int | None, high: int | None) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise UsageError(f"{flag} expects a whole number, found {text!r}") from None
+        if low is not None and value < low:
+            raise UsageError(f"{flag} {value} is below {low}")
+        if high is not None and value > high:
+            raise UsageError(f"{flag} {value} is over the bound of {high:,}; refusing to run")
+        return value
+
+    count = whole("--count", a.count, 1, sweep.MAX_COUNT)
+    every = whole("--probe-every", a.probe_every, 1, None)
+    seed = whole("--seed", a.seed, None, None)
+    try:
+        limit = float(a.time_limit)
+    except ValueError:
+        raise UsageError(f"--time-limit expects seconds, found {a.time_limit!r}") from None
+    if not 0 < limit <= sweep.MAX_TIME_LIMIT_S:  # (also refuses nan and inf)
+        raise UsageError(f"--time-limit {a.time_limit} is outside 0 < SECONDS <= {sweep.MAX_TIME_LIMIT_S:.0f}")
+    return count, every, seed, limit
+
+
+def cmd_sweep(a: argparse.Namespace) -> int:
+    """Exit 0 when every probe passed, 1 when the SUT stopped answering, 2 for a usage or set-up
+    error (one line on stderr; nothing was sent)."""
+    from msgin5g_conformance import sweep
+    from sut_adapters.registry import make_adapter
+
+    def error(exc: Exception) -> int:
+        one_line = "; ".join(part.strip() for part in str(exc).replace(":\n", ": ").splitlines() if part.strip())
+        print(f"msgin5g-conformance: error: {one_line}", file=sys.stderr)
+        return EXIT_USAGE
+
+    try:
+        count, every, seed, limit = _sweep_numbers(a)
+        if a.role not in ("relay", "gateway", "constrained-ue"):
+            raise UsageError(f"--role {a.role!r}: expected one of relay, gateway, constrained-ue")
+        profile = load_profile(a.profile)
+        adapter = make_adapter(a.sut)
+    except (DefinitionError, UsageError) as exc:
+        return error(exc)
+    out = Path(a.out) if a.out else Path("reports") / f"sweep-{a.role}.json"
+    run = sweep.Sweep(
+        adapter, profile, a.role, count=count, probe_every=every, seed=seed, time_limit_s=limit, sut_label=a.sut
+    )
+    try:
+        result = run.run()
+    except sweep.SetupError as exc:
+        return error(exc)
+    try:
+        report, pcap = sweep.write(result, out, Path(a.pcap_dir))
+    except (OSError, ValueError) as exc:
+        print(sweep.summary(result, None, None))
+        return error(OSError(f"cannot write the sweep's report or pcap: {exc}"))
+    print(sweep.summary(result, report, pcap))
+    return result.exit_code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     a = _parser().parse_args(argv)
     try:
@@ -222,6 +299,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_list(a)
         if a.command == "report":
             return cmd_report(a)
+        if a.command == "sweep":
+            return cmd_sweep(a)
         return cmd_lint(a)
     except KeyboardInterrupt:
         return 130
