@@ -182,6 +182,7 @@ steps:
   - expect:
       at: cue1
       code: "2.05"
+      options: {recipient: "${addr.cue1}"}
       timeout_ms: 150
 """
 

@@ -33,10 +33,12 @@ from msgin5g_conformance.spec.templates import (
     describe_template,
     encode_payload,
     judge,
+    judge_other_options,
 )
 from msgin5g_conformance.wire import codec
 from msgin5g_conformance.wire.capture.record import Address
 from msgin5g_conformance.wire.codec import CoapMessage
+from msgin5g_conformance.wire.numbers import MessageType
 from sut_adapters.base import ClientInfo, NotSupported
 
 if TYPE_CHECKING:
@@ -221,8 +223,31 @@ def _findings(run: CaseRun, step: ExpectStep, a: Arrival, expected_from: Address
     out: list[Finding] = []
     if expected_from is not None:
         out.append(from_finding(run, step, a, expected_from))
+    type_problem = _type_problem(step, a)
+    if type_problem is not None:
+        out.append(type_problem)
     out.extend(judge(a.message, step.message, run.bindings))
+    out.extend(judge_other_options(a.message, step.message, run.bindings))
     return out
+
+
+def _type_problem(step: ExpectStep, a: Arrival) -> Finding | None:
+    """The type is judged on every expectation. Without ``type:`` a message is CON or NON, or a
+    response piggybacked on the ACK of a CON the tester sent (RFC 7252 5.2.1); an empty message is
+    an ACK or RST. Whatever the template says, an ACK or RST that answers no CON of the tester is
+    never a match: no endpoint can relate it to anything (RFC 7252 4.2, 4.3)."""
+    assert a.message is not None
+    found = MessageType(a.message.mtype)
+    if found in (MessageType.ACK, MessageType.RST) and a.answers is None:
+        return Finding(
+            "type", "a message its receiver can match", f"{found.name} answering no CON of the tester", False
+        )
+    if "type" in step.message:
+        return None  # judge() compares it with the template
+    wanted = ("ACK", "RST") if _wants_empty(step) else ("CON", "NON", "ACK")
+    if found.name in wanted:
+        return None
+    return Finding("type", " or ".join(wanted), found.name, False)
 
 
 def from_finding(run: CaseRun, step: ExpectStep, a: Arrival, expected: Address) -> Finding:

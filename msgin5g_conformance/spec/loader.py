@@ -29,7 +29,7 @@ from msgin5g_conformance.spec.requirements import OPTIONS, catalogue
 from msgin5g_conformance.spec.templates import VARIABLE, TemplateError, expand_range
 from msgin5g_conformance.wire.numbers import OPTION_NAMES, parse_code
 from msgin5g_conformance.world import nodes
-from msgin5g_conformance.world.profile import Profile, condition_holds
+from msgin5g_conformance.world.profile import DEFAULT_READINGS, Profile, condition_holds
 
 SUT_NODES = {role: set(names) for role, names in nodes.SUT_ENDPOINTS.items()}
 UPPER_OPS_NEEDING_CLIENT = {"establish_link", "release_link"}
@@ -79,6 +79,14 @@ class _Checker:
                 parse_code(m["code"])
             except ValueError as exc:
                 self.add((*path, "code"), str(exc))
+        allowed = m.get("options_allowed")
+        for i, name in enumerate(allowed if isinstance(allowed, list) else []):
+            if name != "recipient" and not name.isdigit() and name not in OPTION_NAMES:
+                self.add(
+                    (*path, "options_allowed", i),
+                    f"expected an option name (recipient, {', '.join(sorted(OPTION_NAMES))}) or a number, "
+                    f"found {name!r}",
+                )
         for name in m.get("options", {}) or {}:
             if name != "recipient" and not name.isdigit() and name not in OPTION_NAMES:
                 self.add(
@@ -272,15 +280,7 @@ class _Checker:
 
 
 # The profile's readings of what the clauses leave open (profile key readings.NAME).
-READINGS = frozenset(
-    {
-        "seed_revision",
-        "relay_model",
-        "unsolicited_token",
-        "other_client_responses",
-        "bulk_errors",
-    }
-)
+READINGS = frozenset(DEFAULT_READINGS)
 
 PROFILE_ITEMS = frozenset(
     {

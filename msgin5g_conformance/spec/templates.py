@@ -25,6 +25,7 @@ from msgin5g_conformance.schemacheck import file_validator
 from msgin5g_conformance.wire.codec import CoapMessage
 from msgin5g_conformance.wire.numbers import (
     OPTION_FORMATS,
+    OPTION_LENGTHS,
     OPTION_NAMES,
     MessageType,
     OptionFormat,
@@ -467,6 +468,43 @@ def judge(message: CoapMessage, template: dict[str, Any], bindings: Bindings) ->
     return out
 
 
+def judge_other_options(message: CoapMessage, template: dict[str, Any], bindings: Bindings) -> list[Finding]:
+    """Strict options: every option of the message is judged, not only those the template names.
+
+    An option the template neither names (``options``, or Uri-Query through ``query``) nor allows
+    (``options_allowed``) fails; so does any option value whose length is outside its range (RFC
+    7252 5.10, 5.4.3: such a value is treated like an unrecognised option, so the receiver loses
+    it, or rejects the message when the option is critical). Only failures are reported.
+    ``options_allowed: all`` turns both off (a step that only collects a token for later steps)."""
+    if template.get("options_allowed") == "all":
+        return []
+    named = {bindings.option_number(n) for n in template.get("options") or {}}
+    if "query" in template:
+        named.add(OptionNumber.URI_QUERY)
+    allowed = {bindings.option_number(n) for n in template.get("options_allowed") or []}
+    out: list[Finding] = []
+    others = [(n, v) for n, v in message.options if n not in named | allowed]
+    if others:
+        shown = ", ".join(f"{option_name(n)}={_show(_decode(n, v, bindings))}" for n, v in others)
+        names = ", ".join(sorted({option_name(n) for n in allowed}))
+        out.append(
+            Finding("options (others)", "no option but those named" + (f" and {names}" if names else ""), shown, False)
+        )
+    for n, v in message.options:
+        limits = OPTION_LENGTHS.get(n) if n != bindings.profile.recipient_option else None
+        if limits is not None and not limits[0] <= len(v) <= limits[1]:
+            span = f"{limits[0]}" if limits[0] == limits[1] else f"{limits[0]}-{limits[1]}"
+            out.append(
+                Finding(
+                    f"options.{option_name(n)} length",
+                    f"{span} byte(s) (RFC 7252 5.10; 5.4.3: otherwise treated as unrecognised)",
+                    f"{len(v)} byte(s): 0x{v.hex()}" if len(v) <= 16 else f"{len(v)} byte(s)",
+                    False,
+                )
+            )
+    return out
+
+
 def _judge_token(message: CoapMessage, spec: Any, bindings: Bindings) -> Finding:
     """``token: HEX`` must be that token (RFC 7252 5.3.2 ties a token to its request, so a response
     to the client's own request carries the client's token); ``token: {unsolicited: HEX}`` is the
@@ -571,6 +609,32 @@ def judge_query(message: CoapMessage, spec: dict[str, Any], bindings: Bindings) 
     return out
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise ValueError(f"duplicate key {key!r} (RFC 8259 4: names SHOULD be unique; I-JSON, RFC 7493 2.3: MUST)")
+        seen[key] = value
+    return seen
+
+
+def load_json(payload: bytes) -> Any:
+    """A payload as JSON, refusing what a lenient parse would hide: invalid UTF-8 and repeated keys
+    (a receiver keeps one of them, nobody knows which)."""
+    return json.loads(payload.decode("utf-8"), object_pairs_hook=_unique_keys)
+
+
+def json_same(a: Any, b: Any) -> bool:
+    """JSON equality by type: 1024 is not 1024.0 and true is not 1 (Python's == says both are)."""
+    if isinstance(a, bool) or isinstance(b, bool) or isinstance(a, int | float) or isinstance(b, int | float):
+        return type(a) is type(b) and a == b
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(json_same(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(json_same(x, y) for x, y in zip(a, b, strict=True))
+    return type(a) is type(b) and a == b
+
+
 def _judge_payload(payload: bytes, spec: dict[str, Any], bindings: Bindings) -> Finding:
     if "schema" in spec and len(spec) > 1:
         first = _judge_payload(payload, {"schema": spec["schema"]}, bindings)
@@ -581,7 +645,7 @@ def _judge_payload(payload: bytes, spec: dict[str, Any], bindings: Bindings) -> 
     if "schema" in spec:
         path = bindings.schema_path(spec["schema"])
         try:
-            doc = json.loads(payload.decode("utf-8"))
+            doc = load_json(payload)
         except (UnicodeDecodeError, ValueError) as exc:
             return Finding("payload", f"JSON valid against {Path(path).name}", f"not JSON ({exc})", False)
         errors = sorted(file_validator(path).iter_errors(doc), key=lambda e: list(map(str, e.absolute_path)))
@@ -594,10 +658,10 @@ def _judge_payload(payload: bytes, spec: dict[str, Any], bindings: Bindings) -> 
     if "json" in resolved:
         want = resolved["json"]
         try:
-            doc = json.loads(payload.decode("utf-8"))
+            doc = load_json(payload)
         except (UnicodeDecodeError, ValueError) as exc:
             return Finding("payload", f"JSON {json.dumps(want)}", f"not JSON ({exc}): {_show(payload)}", False)
-        return Finding("payload", f"JSON {json.dumps(want)}", json.dumps(doc), doc == want)
+        return Finding("payload", f"JSON {json.dumps(want)}", json.dumps(doc), json_same(doc, want))
     if "same_as" in spec:
         want_b = bindings.lookup(spec["same_as"])
         want_b = want_b if isinstance(want_b, bytes) else str(want_b).encode("utf-8")

@@ -15,6 +15,7 @@ from enum import Enum, IntEnum
 
 __all__ = [
     "OPTION_FORMATS",
+    "OPTION_LENGTHS",
     "OPTION_NAMES",
     "Code",
     "ContentFormat",
@@ -266,6 +267,40 @@ OPTION_FORMATS: dict[int, OptionFormat] = {
     _N.ECHO: _F.OPAQUE,
     _N.NO_RESPONSE: _F.UINT,
     _N.REQUEST_TAG: _F.OPAQUE,
+}
+
+# Length column of the RFC 7252 section 5.10 table (bytes, inclusive), plus the range each later RFC
+# gives its option (RFC 7641 2, RFC 7959 2.1, RFC 8613 2, RFC 8768 3, RFC 9175 2.2.1 and 3.2,
+# RFC 7967 2, RFC 9177 4, RFC 9668 3.1). RFC 7252 5.4.3: a value outside its range is treated
+# like an unrecognised option.
+OPTION_LENGTHS: dict[int, tuple[int, int]] = {
+    _N.IF_MATCH: (0, 8),
+    _N.URI_HOST: (1, 255),
+    _N.ETAG: (1, 8),
+    _N.IF_NONE_MATCH: (0, 0),
+    _N.OBSERVE: (0, 3),
+    _N.URI_PORT: (0, 2),
+    _N.LOCATION_PATH: (0, 255),
+    _N.OSCORE: (0, 255),
+    _N.URI_PATH: (0, 255),
+    _N.CONTENT_FORMAT: (0, 2),
+    _N.MAX_AGE: (0, 4),
+    _N.URI_QUERY: (0, 255),
+    _N.HOP_LIMIT: (1, 1),
+    _N.ACCEPT: (0, 2),
+    _N.Q_BLOCK1: (0, 3),
+    _N.LOCATION_QUERY: (0, 255),
+    _N.EDHOC: (0, 0),
+    _N.BLOCK2: (0, 3),
+    _N.BLOCK1: (0, 3),
+    _N.SIZE2: (0, 4),
+    _N.Q_BLOCK2: (0, 3),
+    _N.PROXY_URI: (1, 1034),
+    _N.PROXY_SCHEME: (1, 255),
+    _N.SIZE1: (0, 4),
+    _N.ECHO: (1, 40),
+    _N.NO_RESPONSE: (0, 1),
+    _N.REQUEST_TAG: (0, 8),
 }
 
 # The names users type in profiles and on the command line: the registry
