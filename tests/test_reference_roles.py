@@ -720,6 +720,25 @@ def test_gw_copies_to_idle_ue() -> None:
     run(test)
 
 
+def test_gw_float_numbers() -> None:
+    """Every integer of a UE's document is written as a float: equal under ==, not by type."""
+    out = gateway_scenario(faulty_gateway.FloatNumbers, ALL_OK)
+    body = out.cues["cue1"][0].payload
+    doc = json.loads(body)
+    assert doc == PROFILE.document_for("cue1")  # Python's == cannot tell them apart
+    ints = [k for k, v in PROFILE.document_for("cue1").items() if isinstance(v, int) and not isinstance(v, bool)]
+    assert ints and all(isinstance(doc[k], float) for k in ints)
+
+
+def test_gw_duplicate_keys() -> None:
+    """Each UE's document repeats its first member (with a decoy value) before the real one."""
+    out = gateway_scenario(faulty_gateway.DuplicateKeys, ALL_OK)
+    body = out.cues["cue1"][0].payload
+    first = next(iter(PROFILE.document_for("cue1")))
+    assert body.count(json.dumps(first).encode()) == 2
+    assert json.loads(body) == PROFILE.document_for("cue1")  # a lenient parser keeps the last
+
+
 def test_every_gateway_variant_is_tested() -> None:
     assert len(faulty_gateway.VARIANTS) >= 8
     tested = {name[len("test_") :].replace("_", "-") for name in globals() if name.startswith("test_gw_")}

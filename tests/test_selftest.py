@@ -1,8 +1,9 @@
 """Self-test: every suite passes the reference SUT and catches every faulty variant of its role.
 
-Each faulty variant breaks one requirement. The expected verdicts below were derived case by case
-from what each variant breaks; the test also checks that every check a non-robustness variant
-fails decides that variant's requirement, so a case never fails for a reason it does not claim.
+Each faulty variant breaks one requirement. The expected verdicts (``sut_adapters/faulty/expected/``,
+one module per role) were derived case by case from what each variant breaks; the test also checks
+that every check a non-robustness variant fails decides that variant's requirement, so a case never
+fails for a reason it does not claim.
 """
 
 from __future__ import annotations
@@ -19,114 +20,10 @@ from msgin5g_conformance.world.profile import Profile, load_profile
 from sut_adapters.faulty import cue as faulty_cue
 from sut_adapters.faulty import gateway as faulty_gateway
 from sut_adapters.faulty import relay as faulty
+from sut_adapters.faulty.expected import EXPECTED
 from sut_adapters.registry import CONFORMANT, FAULTY, make_adapter
 
 from .conftest import TESTCASES, profile_with
-
-RELAY_DOWNLINK = [
-    "RELAY-DL-001",
-    "RELAY-DL-002",
-    "RELAY-DL-003",
-    "RELAY-DL-004",
-    "RELAY-DL-005",
-    "RELAY-DL-006",
-    "RELAY-DL-007",
-    "RELAY-DL-008",
-    "RELAY-DL-009",
-    "RELAY-E2E-001",
-]
-GW_ALL = [
-    "GW-BULK-001",
-    "GW-BULK-002",
-    "GW-BULK-003",
-    "GW-BULK-004",
-    "GW-BULK-005",
-    "GW-ERR-001",
-    "GW-SPLIT-001",
-    "GW-SPLIT-002",
-    "GW-WAIT-001",
-]
-
-RELAY_DISCARD = ["RELAY-DL-004", "RELAY-DL-005", "RELAY-DL-006", "RELAY-DL-007"]
-
-# Per role: SUT -> cases expected not to pass (every other case of that role must pass).
-EXPECTED: dict[str, dict[str, dict[str, str]]] = {
-    "relay": {
-        "reference": {},
-        "faulty:relays-without-link": dict.fromkeys(["RELAY-DL-004", "RELAY-DL-005"], "fail"),
-        "faulty:keeps-released-link": {"RELAY-DL-005": "fail"},
-        "faulty:drops-404": dict.fromkeys(["RELAY-DL-003", "RELAY-DL-008"], "fail"),
-        "faulty:rewrites-payload": dict.fromkeys(
-            ["RELAY-DL-001", "RELAY-DL-002", "RELAY-DL-003", "RELAY-DL-008"], "fail"
-        ),
-        "faulty:ignores-port": {"RELAY-DL-007": "fail"},
-        "faulty:wrong-client": dict.fromkeys(["RELAY-DL-008", "RELAY-E2E-001"], "fail"),
-        # UL-002's positive control needs the uplink: with none, its absence check proves nothing.
-        "faulty:no-uplink": {"RELAY-E2E-001": "fail", "RELAY-UL-001": "fail", "RELAY-UL-002": "inconclusive"},
-        "faulty:relays-without-recipient": {"RELAY-DL-006": "fail"},
-        # Every relayed response also goes back to the SCM-S: judged wherever a response is relayed.
-        "faulty:echoes-uplink": dict.fromkeys(RELAY_DOWNLINK, "fail"),
-        "faulty:drops-content-format": dict.fromkeys(["RELAY-DL-001", "RELAY-E2E-001"], "fail"),
-        "faulty:ignores-critical-option": {"RELAY-UL-002": "fail"},
-        # A discard proved only for tens of milliseconds misses these; the late window does not.
-        "faulty:late-without-link-80ms": dict.fromkeys(["RELAY-DL-004", "RELAY-DL-005"], "fail"),
-        "faulty:late-without-link-250ms": dict.fromkeys(["RELAY-DL-004", "RELAY-DL-005"], "fail"),
-        # Discarded responses sent to an address no node owns: seen by the listeners there.
-        "faulty:sends-to-unused-address": dict.fromkeys(RELAY_DISCARD[:3], "fail"),
-        # Only the cases where the tester sends a CON the relay does not answer at once.
-        "faulty:never-acks": dict.fromkeys(["RELAY-DL-001", "RELAY-E2E-001", "RELAY-UL-001"], "fail"),
-        "faulty:retransmits-forever": dict.fromkeys(["RELAY-DL-001", "RELAY-E2E-001"], "fail"),
-        # A second copy 150 ms later is judged in the case that caused it, never in the next one.
-        "faulty:late-duplicate": dict.fromkeys(RELAY_DOWNLINK, "fail"),
-        # Robustness: a malformed datagram instead of each relayed response.
-        "faulty:sends-garbage": dict.fromkeys(RELAY_DOWNLINK, "fail"),
-        # Robustness: silence is a fail where something must arrive, inconclusive where only a
-        # discard was being proved (a dead SUT never passes an absence check).
-        "faulty:silent": {
-            **dict.fromkeys([*RELAY_DOWNLINK, "RELAY-UL-001", "RELAY-UL-002"], "fail"),
-            **dict.fromkeys(RELAY_DISCARD, "inconclusive"),
-        },
-        "faulty:floods": dict.fromkeys(RELAY_DOWNLINK, "fail"),
-    },
-    "gateway": {
-        "reference": {},
-        "faulty:gw-omits-one-ue": dict.fromkeys(GW_ALL, "fail"),
-        "faulty:gw-lists-one-twice": dict.fromkeys(GW_ALL, "fail"),
-        "faulty:gw-drops-vendor": {"GW-BULK-001": "fail"},
-        "faulty:gw-no-bulk-flag": dict.fromkeys(GW_ALL, "fail"),
-        "faulty:gw-ignores-max-wait": dict.fromkeys(
-            ["GW-BULK-001", "GW-BULK-005", "GW-ERR-001", "GW-SPLIT-001", "GW-SPLIT-002", "GW-WAIT-001"], "fail"
-        ),
-        # The timer still fires, so only the case that needs the full batch to trigger notices.
-        "faulty:gw-ignores-min-batch": {"GW-BULK-002": "fail"},
-        "faulty:gw-everything-to-everyone": dict.fromkeys(
-            ["GW-BULK-001", "GW-BULK-002", "GW-BULK-003", "GW-BULK-005", "GW-SPLIT-001", "GW-SPLIT-002"], "fail"
-        ),
-        "faulty:gw-loses-one-response": dict.fromkeys(
-            [c for c in GW_ALL if c != "GW-ERR-001"],  # ERR-001's lost UE is a 4.04, not a 2.05
-            "fail",
-        ),
-        "faulty:gw-wrong-recipient": dict.fromkeys(
-            ["GW-BULK-001", "GW-BULK-002", "GW-BULK-003", "GW-ERR-001", "GW-SPLIT-001", "GW-SPLIT-002"], "fail"
-        ),
-        # Half a block-wise transfer: only the 50-UE answers need more than one block.
-        "faulty:gw-stops-blockwise": dict.fromkeys(["GW-BULK-002", "GW-BULK-003"], "fail"),
-        "faulty:gw-fans-out-errors": {"GW-ERR-001": "fail"},
-        # A copy of each configuration to a UE that never asked: judged wherever a 2.05 is split.
-        "faulty:gw-copies-to-idle-ue": dict.fromkeys(GW_ALL, "fail"),
-    },
-    "constrained-ue": {
-        "reference": {},
-        "faulty:cue-applies-others": {"CUE-RSP-004": "fail"},
-        "faulty:cue-wrong-port": {"CUE-REQ-001": "fail"},
-        "faulty:cue-no-recipient": {"CUE-REQ-001": "fail"},
-        "faulty:cue-ignores-403": {"CUE-RSP-002": "fail"},
-        # The GET also goes straight to the SCM-S's address: seen in every case, whatever it checks.
-        "faulty:cue-also-direct-to-scms": dict.fromkeys(
-            ["CUE-REQ-001", "CUE-RSP-001", "CUE-RSP-002", "CUE-RSP-003", "CUE-RSP-004"], "fail"
-        ),
-    },
-}
 
 ROLE_OF = {"relay_class": "relay", "gateway_class": "gateway", "cue_class": "constrained-ue"}
 ROLE_VARIANTS = {"relay": faulty.VARIANTS, "gateway": faulty_gateway.VARIANTS, "constrained-ue": faulty_cue.VARIANTS}

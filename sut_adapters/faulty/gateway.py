@@ -9,6 +9,7 @@ traffic of its own requirement, so that a case never fails for a reason it does 
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Any
 
 from msgin5g_conformance.wire.numbers import Code
@@ -135,6 +136,30 @@ class CopiesToIdleUe(ReferenceGateway):
             super().deliver(dataclasses.replace(entry, endpoint=idle), code, configuration, exchange)
 
 
+class FloatNumbers(ReferenceGateway):
+    """Breaks REQ-GW-BULK-2: writes every integer of a UE's document as a float ("Segment-size":
+    1024.0), a document the UE's schema (an integer) refuses though Python's == calls it equal."""
+
+    def encode_configuration(self, configuration: dict[str, Any]) -> bytes:
+        floated = {
+            k: float(v) if isinstance(v, int) and not isinstance(v, bool) else v for k, v in configuration.items()
+        }
+        return super().encode_configuration(floated)
+
+
+class DuplicateKeys(ReferenceGateway):
+    """Breaks REQ-GW-BULK-2: each UE's document repeats its first member with another value before
+    the real one (a lenient parser keeps the last and sees nothing; which one a UE keeps is open)."""
+
+    def encode_configuration(self, configuration: dict[str, Any]) -> bytes:
+        body = super().encode_configuration(configuration)
+        first = next(iter(configuration), None)
+        if first is None:
+            return body
+        decoy = json.dumps({first: "decoy"}, separators=(",", ":"))[1:-1].encode("utf-8")
+        return b"{" + decoy + b"," + body[1:]
+
+
 VARIANTS: dict[str, tuple[type[ReferenceGateway], str]] = {
     "gw-omits-one-ue": (OmitsOneUe, "REQ-GW-BULK-1"),
     "gw-lists-one-twice": (ListsOneTwice, "REQ-GW-BULK-1"),
@@ -148,4 +173,6 @@ VARIANTS: dict[str, tuple[type[ReferenceGateway], str]] = {
     "gw-stops-blockwise": (StopsBlockwise, "REQ-GW-BULK-2"),
     "gw-fans-out-errors": (FansOutErrors, "REQ-GW-BULK-3"),
     "gw-copies-to-idle-ue": (CopiesToIdleUe, "REQ-GW-BULK-2"),
+    "gw-float-numbers": (FloatNumbers, "REQ-GW-BULK-2"),
+    "gw-duplicate-keys": (DuplicateKeys, "REQ-GW-BULK-2"),
 }

@@ -13,9 +13,10 @@ import json
 import os
 from typing import Any
 
+from msgin5g_conformance.wire import codec
 from msgin5g_conformance.wire.capture.record import Address
 from msgin5g_conformance.wire.codec import CoapMessage
-from msgin5g_conformance.wire.numbers import Code, MessageType
+from msgin5g_conformance.wire.numbers import Code, MessageType, OptionNumber
 from sut_adapters.base import ClientInfo
 from sut_adapters.reference.coapnode import CoapNode
 from sut_adapters.reference.relay import ReferenceRelay
@@ -224,6 +225,43 @@ class LateDuplicate(ReferenceRelay):
             self.pc5.send(self.downlink_copy(msg), client.endpoint)
 
 
+class AddsCriticalOption(ReferenceRelay):
+    """Breaks REQ-RELAY-TERM-1: adds an option of its own, critical and unknown to everyone (65011),
+    to every response it relays; a conformant client must reject such a response (RFC 7252 5.4.1)."""
+
+    def downlink_copy(self, msg: CoapMessage) -> CoapMessage:
+        copy = super().downlink_copy(msg)
+        return dataclasses.replace(copy, options=tuple(sorted((*copy.options, (65011, b"relay")), key=lambda o: o[0])))
+
+
+class LongContentFormat(ReferenceRelay):
+    """Breaks REQ-RELAY-TERM-1: re-encodes Content-Format in 3 bytes (RFC 7252 5.10: 0-2), which a
+    receiver treats as an unrecognised option (5.4.3) and so loses the format."""
+
+    def forward_downlink(self, msg: CoapMessage, client: ClientInfo) -> None:
+        copy = self.downlink_copy(msg)
+        options = tuple((n, v.rjust(3, b"\0") if n == OptionNumber.CONTENT_FORMAT else v) for n, v in copy.options)
+        if options == copy.options:
+            super().forward_downlink(msg, client)
+            return
+        assert self.pc5 is not None  # sent raw: the CoAP library would re-encode the value minimally
+        self.pc5.send_raw(
+            codec.encode(dataclasses.replace(copy, mtype=MessageType.NON, options=options)), client.endpoint
+        )
+
+
+class AckTypeResponses(ReferenceRelay):
+    """Breaks REQ-RELAY-DL-1: delivers each response as an ACK with a Message ID of its own, which
+    answers nothing the client sent: no client can match it (RFC 7252 4.2, 5.2.1)."""
+
+    def forward_downlink(self, msg: CoapMessage, client: ClientInfo) -> None:
+        assert self.pc5 is not None
+        ack = dataclasses.replace(
+            self.downlink_copy(msg), mtype=MessageType.ACK, mid=int.from_bytes(os.urandom(2), "big")
+        )
+        self.pc5.send_raw(codec.encode(ack), client.endpoint)
+
+
 VARIANTS: dict[str, tuple[type[ReferenceRelay], str]] = {
     "relays-without-link": (RelaysWithoutLink, "REQ-RELAY-DL-2"),
     "keeps-released-link": (KeepsReleasedLink, "REQ-RELAY-DL-2"),
@@ -242,6 +280,9 @@ VARIANTS: dict[str, tuple[type[ReferenceRelay], str]] = {
     "never-acks": (NeverAcks, "REQ-COAP-MSG-1"),
     "retransmits-forever": (RetransmitsForever, "REQ-COAP-MSG-2"),
     "late-duplicate": (LateDuplicate, "REQ-RELAY-DL-1"),
+    "adds-critical-option": (AddsCriticalOption, "REQ-RELAY-TERM-1"),
+    "long-content-format": (LongContentFormat, "REQ-RELAY-TERM-1"),
+    "ack-type-responses": (AckTypeResponses, "REQ-RELAY-DL-1"),
 }
 
 

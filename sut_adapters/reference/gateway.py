@@ -194,6 +194,10 @@ class ReferenceGateway(EndpointRules, LinkTable):
             self.note(f"{entry.ue_id} missing from the bulk answer: 4.04")
             self.deliver(entry, Code.NOT_FOUND, None, exchange)
 
+    def encode_configuration(self, configuration: dict[str, Any]) -> bytes:
+        """One UE's configuration document as the payload of its response (compact JSON)."""
+        return json.dumps(configuration, separators=(",", ":")).encode("utf-8")
+
     def deliver(
         self, entry: CachedRequest, code: int, configuration: dict[str, Any] | None, exchange: BulkExchange
     ) -> None:
@@ -204,7 +208,7 @@ class ReferenceGateway(EndpointRules, LinkTable):
         payload = b""
         if code == Code.CONTENT and configuration is not None:
             options.append((OptionNumber.CONTENT_FORMAT, encode_uint(self.profile.content_format)))
-            payload = json.dumps(configuration, separators=(",", ":")).encode("utf-8")
+            payload = self.encode_configuration(configuration)
         response = CoapMessage(entry.mtype, code, 0, entry.token, _ordered(options), payload)
         self.pc5.send(response, entry.endpoint)
         self.note(f"sent {code_name(code)} token={entry.token.hex()} to {entry.ue_id} at {entry.endpoint}")

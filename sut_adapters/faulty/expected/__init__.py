@@ -1,0 +1,56 @@
+"""What each faulty variant must do to the suites: the self-test's table, in one place.
+
+Per role, ``EXPECTED[role][sut]`` maps the cases a SUT must not pass to the verdict each must have
+(``fail`` or ``inconclusive``); every other case of that role must pass. The self-test
+(``tests/test_selftest*.py``) runs each role's suite against every SUT listed here and compares,
+and the compliance matrix reads the same table to list, per case, the faulty variants that prove
+the case can fail. One module per role, so that adding a case touches one file.
+"""
+
+from __future__ import annotations
+
+from . import coap, cue, gateway, relay
+
+EXPECTED: dict[str, dict[str, dict[str, str]]] = {
+    "relay": relay.EXPECTED,
+    "gateway": gateway.EXPECTED,
+    "constrained-ue": cue.EXPECTED,
+}
+
+# Under a profile reading (see relay.UNDER_READINGS): (role, readings, SUT, {case id: verdict}).
+UNDER_READINGS: list[tuple[str, dict[str, str], str, dict[str, str]]] = [
+    ("relay", readings, sut, cases) for readings, sut, cases in relay.UNDER_READINGS
+]
+
+# The CoAP message-layer suite, run for every role: role -> SUT -> {case id: verdict}.
+COAP: dict[str, dict[str, dict[str, str]]] = coap.EXPECTED
+
+
+def _label(sut: str, readings: dict[str, str]) -> str:
+    if not readings:
+        return sut
+    return f"{sut} (under {', '.join(f'{k}: {v}' for k, v in sorted(readings.items()))})"
+
+
+def proven_cases() -> dict[str, list[str]]:
+    """Case id -> the faulty variants the self-test expects to fail it (with the readings a variant
+    needs, when it breaks a profile reading), for every case some variant fails."""
+    out: dict[str, set[str]] = {}
+
+    def add(sut: str, cases: dict[str, str], readings: dict[str, str]) -> None:
+        for cid, verdict in cases.items():
+            if verdict == "fail":
+                out.setdefault(cid, set()).add(_label(sut, readings))
+
+    for table in (EXPECTED, COAP):
+        for by_sut in table.values():
+            for sut, cases in by_sut.items():
+                add(sut, cases, {})
+    for _, readings, sut, cases in UNDER_READINGS:
+        add(sut, cases, readings)
+    return {cid: sorted(suts) for cid, suts in sorted(out.items())}
+
+
+def variants_failing(case_id: str) -> list[str]:
+    """The faulty variants the self-test expects to fail ``case_id``, sorted."""
+    return proven_cases().get(case_id, [])

@@ -1,0 +1,48 @@
+"""Gateway UE: faulty variant -> the gateway cases it must not pass (every other gateway case passes)."""
+
+from __future__ import annotations
+
+GW_ALL = [
+    "GW-BULK-001",
+    "GW-BULK-002",
+    "GW-BULK-003",
+    "GW-BULK-004",
+    "GW-BULK-005",
+    "GW-ERR-001",
+    "GW-SPLIT-001",
+    "GW-SPLIT-002",
+    "GW-WAIT-001",
+]
+
+# SUT -> {case id: verdict}: the cases it must not pass, with the verdict they must have.
+EXPECTED: dict[str, dict[str, str]] = {
+    "reference": {},
+    "faulty:gw-omits-one-ue": dict.fromkeys(GW_ALL, "fail"),
+    "faulty:gw-lists-one-twice": dict.fromkeys(GW_ALL, "fail"),
+    "faulty:gw-drops-vendor": {"GW-BULK-001": "fail"},
+    "faulty:gw-no-bulk-flag": dict.fromkeys(GW_ALL, "fail"),
+    "faulty:gw-ignores-max-wait": dict.fromkeys(
+        ["GW-BULK-001", "GW-BULK-005", "GW-ERR-001", "GW-SPLIT-001", "GW-SPLIT-002", "GW-WAIT-001"], "fail"
+    ),
+    # The timer still fires, so only the case that needs the full batch to trigger notices.
+    "faulty:gw-ignores-min-batch": {"GW-BULK-002": "fail"},
+    "faulty:gw-everything-to-everyone": dict.fromkeys(
+        ["GW-BULK-001", "GW-BULK-002", "GW-BULK-003", "GW-BULK-005", "GW-SPLIT-001", "GW-SPLIT-002"], "fail"
+    ),
+    "faulty:gw-loses-one-response": dict.fromkeys(
+        [c for c in GW_ALL if c != "GW-ERR-001"],  # ERR-001's lost UE is a 4.04, not a 2.05
+        "fail",
+    ),
+    "faulty:gw-wrong-recipient": dict.fromkeys(
+        ["GW-BULK-001", "GW-BULK-002", "GW-BULK-003", "GW-BULK-005", "GW-ERR-001", "GW-SPLIT-001", "GW-SPLIT-002"],
+        "fail",
+    ),
+    # Half a block-wise transfer: only the 50-UE answers need more than one block.
+    "faulty:gw-stops-blockwise": dict.fromkeys(["GW-BULK-002", "GW-BULK-003"], "fail"),
+    "faulty:gw-fans-out-errors": {"GW-ERR-001": "fail"},
+    # A copy of each configuration to a UE that never asked: judged wherever a 2.05 is split.
+    "faulty:gw-copies-to-idle-ue": dict.fromkeys(GW_ALL, "fail"),
+    # JSON judged by type and without repeated keys: wherever a document reaches a UE.
+    "faulty:gw-float-numbers": dict.fromkeys(GW_ALL, "fail"),
+    "faulty:gw-duplicate-keys": dict.fromkeys(GW_ALL, "fail"),
+}
