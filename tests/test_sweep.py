@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 
 from msgin5g_conformance import cli
-from msgin5g_conformance.sweep import GENERATORS, Input, Sweep, SweepResult, as_dict, inputs
+from msgin5g_conformance.sweep import GENERATORS, Input, SetupError, Sweep, SweepResult, as_dict, inputs
 from msgin5g_conformance.sweep import runner as sweep_runner
 from msgin5g_conformance.sweep.generators import (
     MAX_UDP_PAYLOAD,
@@ -341,6 +341,23 @@ def test_a_refused_send_is_counted_as_refused(monkeypatch: pytest.MonkeyPatch) -
     assert r.per_generator["max-datagram"] == {"sent": 0, "refused": 1}
     assert as_dict(r, None)["refused"][0]["errno"] == errno.EMSGSIZE
     assert r.survived
+
+
+class ElsewhereAdapter(ReferenceAdapter):
+    """A reference SUT that claims its endpoints are at 10.9.8.7 (outside loopback)."""
+
+    async def open_case(self, world: Any) -> Any:
+        case = await super().open_case(world)
+        case._endpoints = {n: ("10.9.8.7", a[1]) for n, a in case._endpoints.items()}
+        return case
+
+
+def test_nothing_is_sent_outside_loopback() -> None:
+    """A SUT endpoint outside 127.0.0.0/8 is a set-up error (exit 2 from the CLI); nothing is sent."""
+    sweep = Sweep(ElsewhereAdapter(), PROFILE, "relay", count=10)
+    with pytest.raises(SetupError, match=r"sut\.pc5 is at 10\.9\.8\.7, outside 127\.0\.0\.0/8"):
+        sweep.run()
+    assert sweep.capture.total == 0
 
 
 # --------------------------------------------------------------------------- #

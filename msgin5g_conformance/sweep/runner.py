@@ -300,7 +300,7 @@ class Target:
         for name in nodes.SUT_ENDPOINTS[self.role]:
             host = endpoints[name][0]
             if not _loopback(host):
-                raise HarnessError(f"the SUT's {name} is at {host}, outside 127.0.0.0/8: the sweep sends nowhere else")
+                raise SetupError(f"the SUT's {name} is at {host}, outside 127.0.0.0/8: the sweep sends nowhere else")
             self.endpoints[name] = endpoints[name]
         self.addresses = CaseAddresses(
             self.space, p.port, p.alt_port, tuple(self.names), tuple(sorted(self.endpoints.items()))
@@ -724,6 +724,8 @@ class Sweep:
         except (HarnessError, OSError) as exc:
             await target.close()
             self.block.close_space(target.space)
+            if isinstance(exc, SetupError):
+                raise
             return None, ProbeResult(
                 number, None, False, "open", None, f"the SUT did not open for the {self.role} role: {exc}"
             )
@@ -794,6 +796,8 @@ class Sweep:
             )
         try:
             return await asyncio.wait_for(self._replay(window), LOCALIZE_S)
+        except SetupError as exc:
+            return Localization(False, f"could not replay the window: {exc}")
         except TimeoutError:
             return Localization(
                 False, f"replaying the window on a fresh SUT did not finish within {LOCALIZE_S:.0f} s", replayed=0
