@@ -30,6 +30,9 @@ DEFAULT_READINGS: dict[str, str] = {
     "unsolicited_token": "free",  # a response no client asked for may carry any token
     "other_client_responses": "ignore",  # REQ-CUE-RSP-2: a response for another client is not handled
     "bulk_errors": "per-ue",  # REQ-GW-BULK-3: each UE gets the result the bulk answer has for it
+    "uplink_other_requests": "open",  # REQ-RELAY-UL-2: a GET failing the seed's conditions (or: discard)
+    "other_response_codes": "open",  # REQ-RELAY-DL-3: a response other than 2.05/4.03/4.04 (or: discard)
+    "gateway_config_client": "collocated",  # the gateway's own SCM-C is on the wire (or: seal-c, it is not)
 }
 BULK_RESPONSE_SHAPES = ("entries", "by-id")
 
