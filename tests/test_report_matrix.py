@@ -12,9 +12,13 @@ from typing import Any
 import pytest
 
 from msgin5g_conformance.report import matrix
+from msgin5g_conformance.report.matrix import render_markdown
 from msgin5g_conformance.spec.loader import load_testcase
 from msgin5g_conformance.spec.requirements import catalogue
 from msgin5g_conformance.world.profile import Profile, load_profile
+from sut_adapters.faulty.expected import proven_cases
+
+from .conftest import TESTCASES, profile_with
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES = ROOT / "testcases" / "relay"
@@ -116,10 +120,55 @@ def test_cases_and_verdicts_per_requirement(run_dirs: tuple[Path, Path, Path], p
     """Each requirement lists the cases that cite it with their verdicts."""
     m = _build(run_dirs, profile)
     row = next(r for r in m["requirements"] if r["id"] == "REQ-RELAY-DL-2")
-    assert row["cases"] == [{"id": "RELAY-DL-004", "verdict": "not-applicable", "provisional": []}]
+    assert [{k: v for k, v in c.items() if k != "proven_by"} for c in row["cases"]] == [
+        {"id": "RELAY-DL-004", "verdict": "not-applicable", "provisional": []}
+    ]
     not_run = next(c for c in m["cases"] if c["id"] == "RELAY-UL-002")
     assert not_run["verdict"] == "not-run"
     assert m["summary"]["cases"] == {"fail": 1, "not-applicable": 1, "not-run": 1}
+
+
+def test_each_case_lists_the_variants_that_prove_it(run_dirs: tuple[Path, Path, Path], profile: Profile) -> None:
+    """Per requirement and case, the faulty variants the self-test's table says fail that case, read
+    from the table itself (a variant added there shows up here), in JSON and Markdown."""
+    m = _build(run_dirs, profile)
+    row = next(r for r in m["requirements"] if r["id"] == "REQ-RELAY-DL-2")
+    listed = row["cases"][0]["proven_by"]
+    assert listed == proven_cases()["RELAY-DL-004"]
+    assert "faulty:relays-without-link" in listed and "faulty:drops-404" not in listed
+    assert next(c for c in m["cases"] if c["id"] == "RELAY-UL-002")["proven_by"] == proven_cases()["RELAY-UL-002"]
+    md = render_markdown(m)
+    assert "## Cases proven to fail" in md
+    line = next(x for x in md.splitlines() if x.startswith("| REQ-RELAY-DL-2 | RELAY-DL-004 |"))
+    assert "relays-without-link" in line and "faulty:" not in line
+
+
+def test_every_shipped_case_has_a_variant_that_fails_it() -> None:
+    """The self-test's table proves every shipped case can fail, and names no case that is not shipped."""
+    shipped = {p.stem for p in TESTCASES.glob("*/*.yaml")}
+    proven = proven_cases()
+    assert sorted(shipped - set(proven)) == []
+    assert sorted(set(proven) - shipped) == []
+
+
+def test_an_unobservable_requirement_says_why(run_dirs: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    """A requirement the catalogue marks unobservable under a reading carries its reason when the
+    run's profile holds that reading, and not otherwise."""
+    from msgin5g_conformance.spec.requirements import Requirement
+
+    req = Requirement("REQ-X", "t", "c", "SEED", (("gateway_config_client", "seal-c"),), "SEAL-C: not on the wire")
+    assert req.unobservable_under({"gateway_config_client": "seal-c"})
+    assert not req.unobservable_under({"gateway_config_client": "collocated"})
+    assert not Requirement("REQ-Y", "t", "c", "SEED").unobservable_under({})
+    sealc = load_profile(profile_with(tmp_path, "sealc", {"readings.gateway_config_client": "seal-c"}))
+    marked = [rid for rid, r in catalogue().items() if r.unobservable]
+    for profile, expect in ((sealc, True), (load_profile(None), False)):
+        m = _build(run_dirs, profile)
+        for rid in marked:
+            row = next(r for r in m["requirements"] if r["id"] == rid)
+            assert (row["unobservable"] is not None) is expect
+            if expect:
+                assert row["note"] and "not on the wire under gateway_config_client: seal-c" in render_markdown(m)
 
 
 def test_provisional_checks_are_flagged(run_dirs: tuple[Path, Path, Path], profile: Profile) -> None:

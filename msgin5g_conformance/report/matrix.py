@@ -16,6 +16,12 @@ Requirement status, from the verdicts of the cases citing it:
 
 A requirement is flagged *provisional* when a citing case relied on a profile item the profile
 marks provisional: the verdict stands only as far as that profile value does.
+
+Each case lists the faulty variants of the reference that the self-test proves it fails
+(``proven_by``, read from the self-test's own table, ``sut_adapters/faulty/expected/``): the
+evidence that a pass of that case means something. A requirement the catalogue marks
+``unobservable`` under the run's readings (the Gateway UE's own configuration client where it is
+not collocated and uses SEAL-C) carries that reason, so it is not left silent.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from msgin5g_conformance.errors import DefinitionError
 from msgin5g_conformance.spec.loader import discover, load_testcase
 from msgin5g_conformance.spec.requirements import catalogue
 from msgin5g_conformance.world.profile import Profile
+from sut_adapters.faulty.expected import proven_cases
 
 FORMAT = "msgin5g-compliance/1"
 NONE = "\u2014"
@@ -203,6 +210,11 @@ def build(
     pcaps = _hash_tree(pcap_dir, ["*.pcap", "*.pcapng"])
     pcap_hash = {Path(p["file"]).name: p["sha256"] for p in pcaps}
 
+    proven = proven_cases()
+
+    def proven_by(cid: str) -> list[str]:
+        return proven.get(cid.split("[", 1)[0], [])  # a case run once per role: COAP-...[relay]
+
     cases: dict[str, dict[str, Any]] = {}
     for r in results:
         cid = str(r["id"])
@@ -235,6 +247,7 @@ def build(
             "duration_s": r.get("duration_s"),
             "readings": dict(r.get("readings") or {}),
             "deviations": _deviations_by_requirement(r),
+            "proven_by": proven_by(cid),
         }
     for cid, d in defined.items():
         if cid not in cases:
@@ -248,6 +261,7 @@ def build(
                 "duration_s": None,
                 "readings": {},
                 "deviations": {},
+                "proven_by": proven_by(cid),
             }
 
     # Which requirements each case decided, and how: a check names the requirement it decides,
@@ -274,12 +288,16 @@ def build(
                 if cases[c]["verdict"] not in ("not-run", "not-applicable")
             }
         )
+        unobservable = req.unobservable_under(profile.readings)
         requirements.append(
             {
                 "id": rid,
                 "title": req.title,
                 "clause": req.clause,
                 "tag": req.tag,
+                "note": req.note,
+                # nothing of it is on the wire under the run's readings: the note says why
+                "unobservable": (", ".join(f"{k}: {v}" for k, v in req.unobservable) if unobservable else None),
                 "status": requirement_status(verdict_of(c, rid) for c in ids),
                 "strength": sorted({str(cases[c]["strength"]) for c in ids if cases[c]["strength"]}),
                 "readings": {k: v for c in ids for k, v in cases[c]["readings"].items()},
@@ -287,7 +305,13 @@ def build(
                 "provisional": bool(provisional),
                 "provisional_items": provisional,
                 "cases": [
-                    {"id": c, "verdict": verdict_of(c, rid), "provisional": cases[c]["provisional"]} for c in ids
+                    {
+                        "id": c,
+                        "verdict": verdict_of(c, rid),
+                        "provisional": cases[c]["provisional"],
+                        "proven_by": cases[c]["proven_by"],
+                    }
+                    for c in ids
                 ],
             }
         )
@@ -361,6 +385,8 @@ def render_markdown(matrix: Mapping[str, Any]) -> str:
         status = r["status"].upper() if r["status"] in ("pass", "fail", "error") else r["status"]
         if r["provisional"]:
             status += f" \u26a0 provisional ({', '.join(r['provisional_items'])})"
+        if r.get("unobservable"):
+            status += f" (not on the wire under {r['unobservable']}: {r['note']})"
         cases = ", ".join(f"{c['id']} ({c['verdict']})" for c in r["cases"]) or NONE
         readings = ", ".join(f"{k}: {v}" for k, v in sorted(r["readings"].items())) or NONE
         strength = ", ".join(r["strength"]) or NONE
@@ -380,6 +406,20 @@ def render_markdown(matrix: Mapping[str, Any]) -> str:
             f"| {_cell(c['id'])} | {_cell(c['verdict'])} | {_cell(', '.join(c['requirements']))} | "
             f"{_cell(provisional)} | {_cell(c['reason'])} | {_cell(pcap)} |"
         )
+    out += [
+        "",
+        "## Cases proven to fail",
+        "",
+        "Per requirement, each citing case and the faulty variants of the reference that the self-test",
+        "shows failing it (`--sut faulty:NAME`): a case no variant fails would pass anything.",
+        "",
+        "| Requirement | Case | Faulty variants that fail it |",
+        "|---|---|---|",
+    ]
+    for r in matrix["requirements"]:
+        for c in r["cases"]:
+            variants = ", ".join(v.removeprefix("faulty:") for v in c.get("proven_by", [])) or "none"
+            out.append(f"| {_cell(r['id'])} | {_cell(c['id'])} | {_cell(variants)} |")
     out += ["", "## Test case files", "", "| File | Case | SHA-256 |", "|---|---|---|"]
     out += [f"| {_cell(f['file'])} | {_cell(f['id'] or '?')} | `{f['sha256']}` |" for f in ident["testcases"]]
     out += ["", "## Captures", "", "| File | SHA-256 |", "|---|---|"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -15,13 +16,30 @@ class Requirement:
     title: str
     clause: str
     tag: str
+    # Profile readings under which nothing of this requirement is on the wire (every value listed
+    # must hold), and why: the matrix says so instead of leaving the requirement silent.
+    unobservable: tuple[tuple[str, str], ...] = ()
+    note: str = ""
+
+    def unobservable_under(self, readings: Mapping[str, str]) -> bool:
+        return bool(self.unobservable) and all(readings.get(k) == v for k, v in self.unobservable)
 
 
 @cache
 def catalogue() -> dict[str, Requirement]:
     text = resources.files("msgin5g_conformance.data").joinpath("requirements.yaml").read_text("utf-8")
     data = yaml.safe_load(text)
-    return {k: Requirement(k, v["title"], v["clause"], v["tag"]) for k, v in data.items()}
+    return {
+        k: Requirement(
+            k,
+            v["title"],
+            v["clause"],
+            v["tag"],
+            tuple(sorted((str(r), str(val)) for r, val in (v.get("unobservable") or {}).items())),
+            str(v.get("note", "")),
+        )
+        for k, v in data.items()
+    }
 
 
 # Options (the PICS of this suite): behaviours the clauses allow but do not require. A case that
