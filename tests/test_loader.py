@@ -419,11 +419,11 @@ def test_two_documents_in_one_file(tmp_path: Path) -> None:
 
 
 def test_unreadable_file_is_located_not_a_traceback(tmp_path: Path) -> None:
-    """A file that is not UTF-8 is a DefinitionError naming the file."""
+    """A file that is not UTF-8 is a DefinitionError naming the file, the line and the byte."""
     path = tmp_path / "case.yaml"
     path.write_bytes(b"id: \xff\xfe\n")
     message = load_error(path)
-    assert message.startswith(f"{path}: cannot read: ")
+    assert message.startswith(f"{path}:1: not UTF-8 (byte 4: ")
 
 
 def test_every_problem_of_a_file_is_reported_in_line_order(tmp_path: Path) -> None:

@@ -1,0 +1,150 @@
+"""The one YAML loader (test cases, profiles, SUT profiles, waivers) is bounded: each hostile file
+gets a located error at once, never a traceback, a hang or gigabytes (issue: bounded loading).
+
+Each file below reproduces a finding: before the bounds, a NUL gave a ReaderError traceback, 500
+levels or a recursive alias a RecursionError, a 342-byte alias bomb ran 40-50 s into MemoryError,
+a 50 MB file took 170 s and 5.3 GB, and a FIFO blocked for ever. Time and memory per file are
+printed by benchmarks/bench_hostile_files.py.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from msgin5g_conformance import yamlsource
+from msgin5g_conformance.errors import DefinitionError
+from msgin5g_conformance.spec.loader import load_testcase
+from msgin5g_conformance.world.profile import load_profile
+
+from .conftest import ROOT, TESTCASES
+
+
+def bomb(levels: int = 9) -> str:
+    """The classic alias bomb: 9 levels of 9 aliases each, 9**9 (387 million) nodes when expanded."""
+    text = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'
+    names = "abcdefghijklmnop"
+    for x, y in itertools.pairwise(names[:levels]):
+        text += f"{y}: &{y} [" + ",".join([f"*{x}"] * 9) + "]\n"
+    return text
+
+
+HOSTILE: dict[str, tuple[bytes, int | None, str]] = {
+    # name: (content, line of the error, words of the error)
+    "nul": (b"id: X\ntitle: a\x00b\n", 2, "column 9: character U+0000 is not allowed"),
+    "escape": (b"id: X\n\x1b[31mtitle: red\n", 2, "U+001B"),
+    "deep-flow": (b"a: " + b"[" * 500 + b"]" * 500 + b"\n", 1, "nested more than 64 levels deep"),
+    "deep-block": (
+        "".join("  " * i + f"k{i}:\n" for i in range(500)).encode(),
+        64,
+        "nested more than 64 levels deep",
+    ),
+    "recursive-alias": (b"a: &a [*a]\n", 1, "a recursive alias?"),
+    "recursive-map": (b"a: &a {b: *a}\n", 1, "nested more than 64 levels deep"),
+    "alias-bomb": (bomb().encode(), None, "aliases expand to more than 10000 nodes"),
+    "latin-1": (b"id: caf\xe9\n", 1, "not UTF-8"),
+    "empty": (b"", 1, "the file is empty"),
+}
+
+
+def test_the_alias_bomb_is_the_342_byte_one() -> None:
+    assert len(bomb()) == 342
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_a_hostile_file_gets_a_located_error(name: str, tmp_path: Path) -> None:
+    content, line, words = HOSTILE[name]
+    f = tmp_path / f"{name}.yaml"
+    f.write_bytes(content)
+    with pytest.raises(DefinitionError) as info:
+        yamlsource.load_file(f)
+    (problem,) = info.value.problems
+    assert problem.file == str(f)
+    assert words in problem.message, problem
+    if line is not None:
+        assert problem.line == line, problem
+
+
+def test_an_oversized_file_is_refused_without_reading_it_whole(tmp_path: Path) -> None:
+    f = tmp_path / "big.yaml"
+    with f.open("wb") as out:
+        out.write(b"items:\n")
+        out.truncate(50 * 1024 * 1024)  # 50 MB (sparse: nothing is written)
+    with pytest.raises(DefinitionError, match=rf"larger than the limit of {yamlsource.MAX_FILE_BYTES} bytes"):
+        yamlsource.load_file(f)
+    assert len(yamlsource.read_bounded(TESTCASES / "relay" / "RELAY-DL-001.yaml")) < 10_000
+
+
+def test_a_fifo_a_folder_and_a_missing_file_are_refused_at_once(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo.yaml"
+    os.mkfifo(fifo)  # nothing ever writes to it: reading would block for ever
+    for path, words in ((fifo, r"not a regular file \(a FIFO\)"), (tmp_path, r"not a regular file \(a folder\)")):
+        with pytest.raises(DefinitionError, match=words):
+            yamlsource.load_file(path)
+    with pytest.raises(DefinitionError, match="cannot read: No such file"):
+        yamlsource.load_file(tmp_path / "missing.yaml")
+
+
+def test_anchors_and_merge_keys_within_bounds_still_load(tmp_path: Path) -> None:
+    """Aliases are YAML and stay allowed: only expansion past the bound is refused."""
+    text = "base: &b {type: NON, code: '2.05'}\nuse: {<<: *b, token: 'aa'}\nlist: &l [1, 2]\nagain: *l\n"
+    data = yamlsource.load_text(text, "x.yaml").data
+    assert data["use"] == {"type": "NON", "code": "2.05", "token": "aa"}
+    assert data["again"] == [1, 2]
+    assert yamlsource.load_text(bomb(3), "x.yaml").data["c"][0] == [["lol"] * 9] * 9  # 81 nodes
+
+
+@pytest.mark.parametrize("kind", ["testcase", "profile", "sut-profile", "waivers"])
+def test_every_kind_of_file_is_bounded(kind: str, tmp_path: Path) -> None:
+    """The four kinds of input file go through the bounded loader: each refuses the bomb with its
+    location, from the command line, exit 2 and no traceback."""
+    f = tmp_path / f"{kind}.yaml"
+    f.write_text(bomb(), encoding="utf-8")
+    if kind == "testcase":
+        with pytest.raises(DefinitionError, match="aliases expand"):
+            load_testcase(f, None)
+        args = ["lint", str(f)]
+    elif kind == "profile":
+        with pytest.raises(DefinitionError, match="aliases expand"):
+            load_profile(f)
+        args = ["lint", "--profile", str(f), str(TESTCASES / "relay" / "RELAY-DL-001.yaml")]
+    elif kind == "sut-profile":
+        args = ["run", "--sut", str(f), str(TESTCASES / "relay" / "RELAY-DL-001.yaml")]
+    else:
+        args = ["report", "--waivers", str(f), "--reports-dir", str(tmp_path / "reports"), "--no-html"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "msgin5g_conformance.cli", *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode in (1, 2), (proc.returncode, proc.stderr)
+    assert "Traceback" not in proc.stderr + proc.stdout
+    out = proc.stderr + proc.stdout
+    assert f"{f}:" in out and "aliases expand to more than 10000 nodes" in out, out
+
+
+def test_lint_of_a_folder_with_bad_files_checks_the_rest(tmp_path: Path) -> None:
+    good = (TESTCASES / "relay" / "RELAY-DL-001.yaml").read_bytes()
+    (tmp_path / "RELAY-DL-001.yaml").write_bytes(good)
+    for name in ("alias-bomb", "nul", "deep-flow"):
+        (tmp_path / f"{name}.yaml").write_bytes(HOSTILE[name][0])
+    proc = subprocess.run(
+        [sys.executable, "-m", "msgin5g_conformance.cli", "lint", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 1
+    out = proc.stdout + proc.stderr
+    assert "4 file(s) checked, 3 with problems" in out, out
+    assert "RELAY-DL-001.yaml" not in out
