@@ -9,7 +9,9 @@ never a traceback.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -290,20 +292,45 @@ def cmd_sweep(a: argparse.Namespace) -> int:
     return result.exit_code
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (what a CI time-out sends), handled as Ctrl-C is: the run stops, the SUT with it."""
+
+
+_TERMINATED: list[int] = []  # the signal, once received (pytest turns the interrupt into status 2)
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    _TERMINATED.append(signum)
+    raise _Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     a = _parser().parse_args(argv)
+    if threading.current_thread() is threading.main_thread():
+        # Without this SIGTERM ends the interpreter at once: no cleanup, the SUT left running.
+        signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        if a.command == "run":
-            return cmd_run(a)
-        if a.command == "list":
-            return cmd_list(a)
-        if a.command == "report":
-            return cmd_report(a)
-        if a.command == "sweep":
-            return cmd_sweep(a)
-        return cmd_lint(a)
+        status = _command(a)
+    except _Terminated:
+        status = 143
     except KeyboardInterrupt:
         return 130
+    if _TERMINATED:
+        print("msgin5g-conformance: terminated (SIGTERM): stopped, the SUT with it", file=sys.stderr)
+        return 143
+    return status
+
+
+def _command(a: argparse.Namespace) -> int:
+    if a.command == "run":
+        return cmd_run(a)
+    if a.command == "list":
+        return cmd_list(a)
+    if a.command == "report":
+        return cmd_report(a)
+    if a.command == "sweep":
+        return cmd_sweep(a)
+    return cmd_lint(a)
 
 
 if __name__ == "__main__":

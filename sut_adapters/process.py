@@ -23,7 +23,13 @@ is a :class:`~msgin5g_conformance.errors.HarnessError` (verdict ``error``) namin
 with the tail of the SUT's stderr; the process is killed and the next ``reset`` starts it again.
 An operation answered ``not-supported`` is :class:`~sut_adapters.base.NotSupported` (verdict
 ``not-applicable``). Whatever the SUT does, nothing it started outlives the run: the process group
-is killed at ``stop()`` and, failing that, at interpreter exit.
+is killed at ``stop()`` and, failing that, at interpreter exit; descendants that left the group
+(a new session, a double fork) are found by a mark in their environment and killed too; and the
+SUT gets SIGKILL from the kernel if the harness itself dies (``PR_SET_PDEATHSIG``).
+
+The SUT's output kept as evidence is bounded in lines and in bytes: each line is cut at
+:data:`LINE_KEPT` characters and the oldest lines go once :data:`LOG_BYTES` are held; what was
+cut or dropped is counted and said in the excerpt.
 """
 
 from __future__ import annotations
@@ -31,10 +37,12 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import ctypes
 import ipaddress
 import json
 import os
 import queue
+import secrets
 import shutil
 import signal
 import socket
@@ -82,6 +90,8 @@ STOP_GRACE_S = 2.0
 EXIT_WAIT_S = 2.0  # for a SUT that closed its output to exit and its stderr to be read
 LINE_LIMIT = 1 << 20  # one protocol line; longer is garbage
 LOG_LINES = 2000  # ring buffer of SUT output kept as evidence
+LOG_BYTES = 256 * 1024  # and at most this much of it
+LINE_KEPT = 4000  # characters of one stderr line kept (the rest is counted)
 TAIL_LINES = 12  # stderr lines quoted in an error
 SHOWN_CHARS = 300  # how much of one line an error quotes
 SCHEMA_BASE = "https://msgin5g-conformance.invalid/schemas/ut/"
@@ -344,17 +354,36 @@ def _shorten(text: str) -> str:
 
 
 class _Evidence:
-    """A bounded ring buffer of what the SUT said, fed from reader threads."""
+    """A ring buffer of what the SUT said, fed from reader threads, bounded in lines (``limit``)
+    and in characters (``max_bytes``); a line longer than ``line_kept`` is cut, with its length."""
 
-    def __init__(self, limit: int = LOG_LINES) -> None:
-        self._lines: deque[tuple[int, str, str]] = deque(maxlen=limit)
+    def __init__(self, limit: int = LOG_LINES, max_bytes: int = LOG_BYTES, line_kept: int = LINE_KEPT) -> None:
+        self._lines: deque[tuple[int, str, str]] = deque()
+        self._limit, self._max_bytes, self._line_kept = limit, max_bytes, line_kept
+        self._held = 0  # characters held
         self._count = 0
+        self._dropped: list[tuple[int, int]] = []  # (line number, characters) of each line dropped or cut
         self._lock = threading.Lock()
 
     def add(self, kind: str, text: str) -> None:
+        text = text.rstrip("\r\n")
         with self._lock:
             self._count += 1
-            self._lines.append((self._count, kind, _shorten(text) if kind != "stderr" else text.rstrip("\r\n")))
+            if kind != "stderr":
+                text = _shorten(text)
+            elif len(text) > self._line_kept:
+                self._dropped.append((self._count, len(text) - self._line_kept))
+                text = text[: self._line_kept] + f"... (line cut: {len(text)} characters)"
+            self._lines.append((self._count, kind, text))
+            self._held += len(text)
+            while len(self._lines) > self._limit or (self._held > self._max_bytes and len(self._lines) > 1):
+                n, _, old = self._lines.popleft()
+                self._held -= len(old)
+                self._dropped.append((n, len(old)))
+            if len(self._dropped) > 4 * self._limit:  # keep the count, not every entry
+                first = self._dropped[0][0]
+                total = sum(c for _, c in self._dropped)
+                self._dropped = [(first, total)]
 
     def mark(self) -> int:
         with self._lock:
@@ -362,7 +391,15 @@ class _Evidence:
 
     def since(self, mark: int) -> list[str]:
         with self._lock:
-            return [text if kind == "stderr" else f"[{kind}] {text}" for n, kind, text in self._lines if n > mark]
+            lines = [text if kind == "stderr" else f"[{kind}] {text}" for n, kind, text in self._lines if n > mark]
+            first_kept = self._lines[0][0] if self._lines else self._count + 1
+            lost = [c for n, c in self._dropped if n > mark]
+            gone = max(0, first_kept - 1 - mark)  # lines of this interval no longer held
+        if gone or lost:
+            note = f"[harness] SUT output bounded to {self._max_bytes} characters: "
+            note += f"{gone} earlier line(s) dropped, {sum(lost)} character(s) not kept"
+            lines.insert(0, note)
+        return lines
 
     def tail(self, kind: str, n: int, since: int = 0) -> list[str]:
         with self._lock:
@@ -375,14 +412,62 @@ class _Evidence:
 
 _LIVE_GROUPS: set[int] = set()
 
+# Every process a SUT starts inherits this variable; its value names this harness process and the
+# launch, so that descendants that left the SUT's process group can still be found and killed.
+MARK_VARIABLE = "MSGIN5G_CONFORMANCE_SUT"
+_RUN_MARK = f"{os.getpid()}.{secrets.token_hex(4)}"
+_PR_SET_PDEATHSIG = 1
+try:  # resolved here, not in the child: between fork and exec only the call itself runs
+    _PRCTL: Any = ctypes.CDLL(None, use_errno=True).prctl
+except (OSError, AttributeError):  # not Linux: the group kill and the marks still apply
+    _PRCTL = None
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """In the child: SIGKILL when the harness thread that started it dies (Linux prctl)."""
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, int(signal.SIGKILL))
+
+
+def marked_processes(prefix: str) -> list[int]:
+    """The pids (other than ours) whose environment holds ``MARK_VARIABLE=<prefix>...``."""
+    needle = f"{MARK_VARIABLE}={prefix}".encode()
+    out = []
+    for entry in Path("/proc").iterdir() if Path("/proc").is_dir() else ():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            env = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if any(var.startswith(needle) for var in env.split(b"\0")):
+            out.append(int(entry.name))
+    return out
+
+
+def kill_marked(prefix: str, passes: int = 5) -> int:
+    """SIGKILL every process marked ``prefix`` (a few passes: one may fork while we kill); how many."""
+    killed = 0
+    for _ in range(passes):
+        pids = marked_processes(prefix)
+        if not pids:
+            break
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+                killed += 1
+        time.sleep(0.01)
+    return killed
+
 
 @atexit.register
 def _kill_leftovers() -> None:
-    """Last resort: no SUT process group outlives the harness."""
+    """Last resort: no SUT process group, and nothing a SUT started, outlives the harness."""
     for group in list(_LIVE_GROUPS):
         with contextlib.suppress(OSError):
             os.killpg(group, signal.SIGKILL)
         _LIVE_GROUPS.discard(group)
+    kill_marked(_RUN_MARK + ".")
 
 
 def _describe_status(code: int | None) -> str:
@@ -406,14 +491,16 @@ class _Child:
             program = str(sut.cwd / program)
         self.argv = [program, *sut.command[1:]]
         self.evidence = evidence
+        self.mark = f"{_RUN_MARK}.{secrets.token_hex(4)}"
         self.proc = subprocess.Popen(
             self.argv,
             cwd=sut.cwd,
-            env={**os.environ, **sut.env},
+            env={**os.environ, **sut.env, MARK_VARIABLE: self.mark},
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,  # its own process group: stop() kills everything it started
+            preexec_fn=_die_with_parent,  # one prctl call, resolved before the fork
         )
         self.pid = self.proc.pid
         _LIVE_GROUPS.add(self.pid)
@@ -444,8 +531,10 @@ class _Child:
         return True
 
     def kill_group(self) -> None:
+        """SIGKILL the SUT's process group, and every process it started that left the group."""
         with contextlib.suppress(OSError):
             os.killpg(self.pid, signal.SIGKILL)
+        kill_marked(self.mark)
 
     async def finish(self, grace: float) -> None:
         """After `grace` seconds for a clean exit, SIGKILL the whole group and reap the process."""
