@@ -1,8 +1,16 @@
-"""Shared fixtures for the harness's own tests."""
+"""Shared fixtures for the harness's own tests.
+
+In CI (``CI`` set, as ``.ci/run`` does) a test may not skip because a tool is missing: ``.ci/run``
+installs every tool the tests use, so such a skip means a check silently did not run. It is
+turned into a failure that names the tool (:func:`pytest_runtest_makereport`).
+"""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Generator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -48,3 +56,23 @@ def profile_with(folder: Path, name: str, changes: dict[str, object]) -> Path:
 def fast_profile(tmp_path_factory: pytest.TempPathFactory) -> Profile:
     """The profile used by the self-tests (the default timers, written as a file like a lab would)."""
     return load_profile(write_profile(tmp_path_factory.mktemp("profile"), response_ms=1000))
+
+
+# Words of the skip reasons that mean "a tool this machine lacks" (not "not applicable here").
+MISSING_TOOL = ("not installed", "is out of date", "not run:", "needs make", "unavailable")
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Generator[None, Any, None]:
+    outcome = yield
+    report = outcome.get_result()
+    if not (report.skipped and in_ci()) or hasattr(report, "wasxfail"):
+        return
+    reason = str(report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr)
+    if any(words in reason for words in MISSING_TOOL):
+        report.outcome = "failed"
+        report.longrepr = f"skipped in CI, where every tool must be present: {reason}"
