@@ -8,6 +8,7 @@ shape of test cases and profiles; editors can use them for completion. A schema 
 from __future__ import annotations
 
 import json
+import math
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -56,13 +57,27 @@ def load_schema(name: str) -> dict[str, Any]:
     return schema
 
 
+def _is_integer(checker: Any, instance: Any) -> bool:
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+def _is_number(checker: Any, instance: Any) -> bool:
+    return isinstance(instance, int | float) and not isinstance(instance, bool) and math.isfinite(instance)
+
+
 @cache
 def validator_for(name: str) -> jsonschema.protocols.Validator:
-    """Build the validator once (validate() in a loop is about 40x slower)."""
+    """Build the validator once (validate() in a loop is about 40x slower).
+
+    For the harness's own files "integer" means an integer as written (JSON Schema admits
+    ``65401.0``, which then breaks every use of a port) and "number" a finite one (``.nan`` passes
+    every bound, as no comparison with it is true)."""
     schema = load_schema(name)
-    cls = jsonschema.validators.validator_for(schema)
-    cls.check_schema(schema)
-    v: jsonschema.protocols.Validator = cls(schema, format_checker=cls.FORMAT_CHECKER)
+    base = jsonschema.validators.validator_for(schema)
+    base.check_schema(schema)
+    checker = base.TYPE_CHECKER.redefine_many({"integer": _is_integer, "number": _is_number})
+    cls = jsonschema.validators.extend(base, type_checker=checker)
+    v: jsonschema.protocols.Validator = cls(schema, format_checker=base.FORMAT_CHECKER)
     return v
 
 

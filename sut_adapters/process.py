@@ -188,6 +188,10 @@ def load_sut_profile(path: str | Path) -> SutProfile:
     if isinstance(control_value, dict):
         control = "tcp"
         tcp = _host_port(control_value["tcp"])
+        # the control socket is on this machine too (localhost, loopback or a namespace's address)
+        why = _address_problem("127.0.0.1" if tcp[0] == "localhost" else tcp[0], tcp[1])
+        if why:
+            problems.append(located.problem(["control", "tcp"], why.replace("UDP port", "TCP port")))
     else:
         control = control_value
     roles = d["roles"]
