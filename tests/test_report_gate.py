@@ -181,10 +181,17 @@ def test_bad_waiver_files_give_located_errors(tmp_path: Path, text: str, expecte
     assert f"{p}{expected}" in str(info.value)
 
 
+def _manifest(res: Path, *ids: str) -> None:
+    """The run's record of what it collected, as ``run`` writes it."""
+    cases = [{"id": i, "file": f"testcases/{i}.yaml"} for i in ids]
+    (res / "_collected.json").write_text(json.dumps({"cases": cases}), encoding="utf-8")
+
+
 def test_check_reads_a_results_folder(tmp_path: Path) -> None:
     """check() loads results and waivers from disk and applies the same rules."""
     res = tmp_path / "results"
     res.mkdir()
+    _manifest(res, "RELAY-DL-001", "RELAY-DL-003")
     for r in (_r("RELAY-DL-001", "pass", "REQ-RELAY-DL-1"), _r("RELAY-DL-003", "fail", "REQ-RELAY-DL-1")):
         (res / f"{r['id']}.json").write_text(json.dumps(r), encoding="utf-8")
     assert not check(res, None, TODAY).ok
@@ -197,6 +204,7 @@ def test_check_turns_a_bad_waiver_file_into_a_red_gate(tmp_path: Path) -> None:
     """A broken waiver file fails the gate with its located message instead of raising."""
     res = tmp_path / "results"
     res.mkdir()
+    _manifest(res, "A-1")
     (res / "A.json").write_text(json.dumps(_r("A-1", "pass", "REQ-RELAY-DL-1")), encoding="utf-8")
     w = _write(tmp_path, "waivers:\n  - requirement: REQ-RELAY-DL-1\n    reason: r\n    expires: soon\n")
     g = check(res, w, TODAY)
@@ -253,3 +261,54 @@ def test_strict_fails_on_a_deviation_only() -> None:
     assert not g.ok and "FAIL --strict: 1 deviation(s) from a SHOULD" in g.lines
     assert g.lines[-1].startswith("gate FAILED:")
     assert evaluate([_r("A-1", "pass", "REQ-GW-BULK-1")], [], TODAY, strict=True).ok
+
+
+def _passing_run(tmp_path: Path, *ids: str) -> Path:
+    res = tmp_path / "results"
+    res.mkdir(exist_ok=True)
+    for i in ids:
+        (res / f"{i}.json").write_text(json.dumps(_r(i, "pass", "REQ-RELAY-DL-1")), encoding="utf-8")
+    return res
+
+
+def test_a_lost_result_fails_the_gate(tmp_path: Path) -> None:
+    """A collected case with no result (a crash in the case, a SUT profile that broke the capture)
+    fails the gate even when every result there passed: it used to say PASSED."""
+    res = _passing_run(tmp_path, "RELAY-DL-001")
+    _manifest(res, "RELAY-DL-001", "RELAY-DL-002")
+    g = check(res, None, TODAY)
+    assert not g.ok
+    assert "FAIL RELAY-DL-002: collected, but no result was written" in "\n".join(g.lines)
+    assert g.lines[-1].startswith("gate FAILED")
+    _passing_run(tmp_path, "RELAY-DL-002")
+    assert check(res, None, TODAY).ok
+
+
+def test_a_result_of_another_run_fails_the_gate(tmp_path: Path) -> None:
+    res = _passing_run(tmp_path, "RELAY-DL-001", "GW-BULK-001")
+    _manifest(res, "RELAY-DL-001")
+    g = check(res, None, TODAY)
+    assert not g.ok
+    assert "FAIL GW-BULK-001: a result of a case this run did not collect" in "\n".join(g.lines)
+
+
+def test_two_cases_with_one_id_fail_the_gate(tmp_path: Path) -> None:
+    """Two files with one id: the second result overwrote the first, which may have failed."""
+    res = _passing_run(tmp_path, "RELAY-DL-001")
+    cases = [{"id": "RELAY-DL-001", "file": "a/RELAY-DL-001.yaml"}, {"id": "RELAY-DL-001", "file": "b/copy.yaml"}]
+    (res / "_collected.json").write_text(json.dumps({"cases": cases}), encoding="utf-8")
+    g = check(res, None, TODAY)
+    assert not g.ok
+    text = "\n".join(g.lines)
+    assert "FAIL RELAY-DL-001: 2 collected cases share this id (a/RELAY-DL-001.yaml, b/copy.yaml)" in text
+
+
+@pytest.mark.parametrize(
+    ("content", "words"), [(None, "no record of the cases the run collected"), ("{", "unreadable record")]
+)
+def test_a_missing_or_broken_record_fails_the_gate(content: str | None, words: str, tmp_path: Path) -> None:
+    res = _passing_run(tmp_path, "RELAY-DL-001")
+    if content is not None:
+        (res / "_collected.json").write_text(content, encoding="utf-8")
+    g = check(res, None, TODAY)
+    assert not g.ok and words in g.lines[0]

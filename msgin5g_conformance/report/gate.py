@@ -17,11 +17,17 @@ Rules applied by :func:`evaluate`:
 * a waiver is valid up to and including its ``expires`` day; once expired it fails the gate by
   itself, whatever the results, so that stale waivers get looked at;
 * a waiver naming a requirement missing from the catalogue is an error (and fails the gate);
-* no results at all fails the gate: nothing was verified.
+* no results at all fails the gate: nothing was verified;
+* the run's record of what it collected (``results/_collected.json``, written by ``run``) is the
+  list the results are counted against: a collected case without a result (lost to a crash, or
+  overwritten by another case of the same id), a result of a case the run did not collect (left
+  by another run), an unreadable result, two collected cases with one id, or a missing or
+  unreadable record each fail the gate, whatever the verdicts say.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -251,6 +257,41 @@ def today_utc() -> date:
     return datetime.now(UTC).date()
 
 
+MANIFEST = "_collected.json"
+
+
+def collected(results_dir: str | Path) -> tuple[list[dict[str, Any]] | None, list[str]]:
+    """The cases the run recorded as collected, and a FAIL line per problem with that record."""
+    path = Path(results_dir) / MANIFEST
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        cases = [c for c in data["cases"] if isinstance(c, dict) and isinstance(c.get("id"), str)]
+    except FileNotFoundError:
+        return None, [f"FAIL {path}: no record of the cases the run collected: nothing to count the results against"]
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+        return None, [f"FAIL {path}: unreadable record of the collected cases: {exc}"]
+    return cases, []
+
+
+def completeness(collected_cases: Sequence[Mapping[str, Any]], results: Sequence[Mapping[str, Any]]) -> list[str]:
+    """A FAIL line for every collected case without a result, every result the run did not collect
+    and every id two collected cases share."""
+    lines: list[str] = []
+    files: dict[str, list[str]] = {}
+    for c in collected_cases:
+        files.setdefault(str(c["id"]), []).append(str(c.get("file", "?")))
+    for cid, where in sorted(files.items()):
+        if len(where) > 1:
+            shared = f"{len(where)} collected cases share this id ({', '.join(where)})"
+            lines.append(f"FAIL {cid}: {shared}; one result hides the others")
+    got = {str(r.get("id")) for r in results}
+    for cid in sorted(set(files) - got):
+        lines.append(f"FAIL {cid}: collected, but no result was written (lost: the case crashed or did not finish)")
+    for cid in sorted(got - set(files)):
+        lines.append(f"FAIL {cid}: a result of a case this run did not collect (left by another run?)")
+    return lines
+
+
 def check(
     results_dir: str | Path,
     waivers_file: str | Path | None = None,
@@ -266,6 +307,10 @@ def check(
     results, problems = read_results(results_dir)
     waivers: list[Waiver] = []
     bad: list[str] = [f"ERROR {p}" for p in problems]
+    cases, record = collected(results_dir)
+    bad += record
+    if cases is not None:
+        bad += completeness(cases, results)
     if waivers_file is not None:
         try:
             waivers = load_waivers(waivers_file)
