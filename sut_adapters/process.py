@@ -200,6 +200,11 @@ def load_sut_profile(path: str | Path) -> SutProfile:
     for name, text in d.get("endpoints", {}).items():
         host, port = _host_port(text)
         why = _address_problem(host, port)
+        if why is None and ":" in host:
+            why = (
+                f"expected an IPv4 address, found {host}: the tester's nodes are on 127.0.0.0/8 and "
+                "a case cannot mix IP versions (IPv6 endpoints are not supported yet)"
+            )
         if why:
             problems.append(located.problem(["endpoints", name], why))
         endpoints[name] = (host, port)

@@ -69,3 +69,16 @@ def test_the_control_socket_is_range_checked(tcp: str, words: str, tmp_path: Pat
     assert any(words in str(p) for p in info.value.problems), info.value.problems
     for ok in ("127.0.0.1:5000", "localhost:5000", "[::1]:5000"):
         assert load_sut_profile(sut_profile(tmp_path, control={"tcp": ok}, command=None)).tcp is not None
+
+
+def test_an_ipv6_endpoint_is_refused_up_front(tmp_path: Path) -> None:
+    """``[::1]:65401`` (the form the schema showed) crashed every relay case in write_pcap (mixed IP
+    versions) and wrote no result; it is refused at load time, with its line."""
+    path = sut_profile(tmp_path, endpoints={"sut.pc5": "[::1]:65401", "sut.uu": "127.0.0.2:65401"})
+    with pytest.raises(DefinitionError) as info:
+        load_sut_profile(path)
+    (problem,) = info.value.problems
+    assert problem.path == "endpoints.sut.pc5" and problem.line
+    assert "expected an IPv4 address, found ::1" in problem.message
+    ok = sut_profile(tmp_path, endpoints={"sut.pc5": "127.0.0.1:65401", "sut.uu": "127.0.0.2:65401"})
+    assert load_sut_profile(ok).endpoints["sut.pc5"] == ("127.0.0.1", 65401)
