@@ -1,0 +1,38 @@
+"""A verdict never rests on an incomplete capture (issue: bounded evidence): when the kernel drops
+datagrams for a full receive buffer (SO_RXQ_OVFL), the case says so and an absence check cannot
+pass, since the dropped datagram may be the one the SUT should not have sent."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from msgin5g_conformance.engine.session import Session
+from msgin5g_conformance.engine.verdict import Verdict
+from msgin5g_conformance.spec.loader import load_testcase
+from msgin5g_conformance.wire import endpoint
+from msgin5g_conformance.world.profile import Profile
+from sut_adapters.registry import make_adapter
+
+from .conftest import TESTCASES
+
+
+@pytest.mark.parametrize("case", ["RELAY-DL-004", "RELAY-DL-001"])
+def test_kernel_drops_make_the_case_inconclusive(case: str, fast_profile: Profile, monkeypatch: Any) -> None:
+    loaded = load_testcase(TESTCASES / "relay" / f"{case}.yaml", fast_profile)
+    with Session(fast_profile, make_adapter("reference"), pcap_dir=None) as session:
+        assert session.run_case(loaded).verdict is Verdict.PASS  # the control: nothing dropped
+    opened = endpoint.Endpoint.open
+
+    def open_and_drop(self: endpoint.Endpoint) -> None:
+        opened(self)
+        if self.name == "cue1":
+            self.drops = 3  # as if the kernel had counted three datagrams it could not queue
+
+    monkeypatch.setattr(endpoint.Endpoint, "open", open_and_drop)
+    with Session(fast_profile, make_adapter("reference"), pcap_dir=None) as session:
+        result = session.run_case(loaded)
+    assert result.verdict is Verdict.INCONCLUSIVE, result.reason
+    capture = [s for s in result.steps if s.index == "capture"]
+    assert capture and "the capture is incomplete: the kernel dropped 3 datagram(s)" in capture[0].reason
