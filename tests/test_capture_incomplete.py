@@ -36,3 +36,23 @@ def test_kernel_drops_make_the_case_inconclusive(case: str, fast_profile: Profil
     assert result.verdict is Verdict.INCONCLUSIVE, result.reason
     capture = [s for s in result.steps if s.index == "capture"]
     assert capture and "the capture is incomplete: the kernel dropped 3 datagram(s)" in capture[0].reason
+
+
+def test_a_harness_exception_keeps_the_case_and_its_pcap(
+    fast_profile: Profile, monkeypatch: Any, tmp_path: Any
+) -> None:
+    """An exception inside a step (a harness bug) gives that check error with its reason; the
+    other checks are judged, the result and the pcap with what was captured are written."""
+    from msgin5g_conformance.engine import steps
+
+    loaded = load_testcase(TESTCASES / "relay" / "RELAY-DL-001.yaml", fast_profile)
+
+    async def broken(run: Any, step: Any) -> Any:
+        raise RuntimeError("a bug in the harness")
+
+    monkeypatch.setattr(steps, "expect", broken)
+    with Session(fast_profile, make_adapter("reference"), pcap_dir=tmp_path) as session:
+        result = session.run_case(loaded)
+    assert result.verdict is Verdict.ERROR
+    assert "harness error: RuntimeError: a bug in the harness" in result.reason
+    assert (tmp_path / "RELAY-DL-001.pcap").stat().st_size > 24  # the send of step 0 is in it
