@@ -92,6 +92,18 @@ class SutCase(Protocol):
         """The case is over (its late window has passed): release what it holds."""
 
 
+async def sut_died(case: Any) -> str | None:
+    """Whether the SUT died during the case just run, and how (exit status, stderr tail); ``None``
+    when it is alive or the adapter cannot tell. An adapter says so with an optional
+    ``async def died(self) -> str | None`` on its case: the case it died in is then ``error``
+    with that reason, and the next case starts with a restarted SUT."""
+    died = getattr(case, "died", None)
+    if died is None:
+        return None
+    reason: str | None = await died()
+    return reason
+
+
 @runtime_checkable
 class SutAdapter(Protocol):
     """What every kind of SUT offers the runner."""

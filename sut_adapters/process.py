@@ -764,6 +764,11 @@ class ProcessCase:
     def log_text(self) -> str:
         return "\n".join(self.adapter.evidence.since(self.mark))
 
+    async def died(self) -> str | None:
+        """The SUT process exited during this case: how (status, stderr tail). The process is
+        reaped here, so the next case starts it again instead of blaming its own reset."""
+        return await self.adapter.died_during_case()
+
     async def close(self) -> None:
         """Nothing to release: the next case's reset starts from scratch."""
 
@@ -1004,6 +1009,12 @@ class ProcessAdapter:
         if code == "unknown-op":
             raise HarnessError(f"SUT {self.name} does not know operation {op} (unknown-op: {message})")
         raise HarnessError(f"SUT {self.name} could not {op} ({code}: {message})")
+
+    async def died_during_case(self) -> str | None:
+        child = self._child
+        if child is None or child.alive():
+            return None
+        return str(await self._fail("exited during the test case"))
 
     async def _fail(self, what: str) -> SutFailed:
         """Kill the broken SUT and describe what happened, with the tail of its stderr."""
