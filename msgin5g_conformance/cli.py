@@ -9,6 +9,8 @@ never a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import signal
 import sys
 import threading
@@ -17,7 +19,7 @@ from pathlib import Path
 
 from msgin5g_conformance import __version__
 from msgin5g_conformance.errors import DefinitionError, UsageError
-from msgin5g_conformance.spec.loader import discover, lint, load_testcase
+from msgin5g_conformance.spec.loader import discover, lint, load_testcases
 from msgin5g_conformance.world.profile import load_profile
 
 EXIT_USAGE = 2
@@ -197,14 +199,19 @@ def cmd_list(a: argparse.Namespace) -> int:
     bad = 0
     for f in discover(paths):
         try:
-            tc = load_testcase(f, profile)
+            cases = load_testcases(f, profile)
         except DefinitionError as exc:
             print(exc, file=sys.stderr)
             bad += 1
             continue
-        if a.role and tc.role not in a.role:
-            continue
-        print(f"{tc.id:16} {tc.role:14} {tc.strength:6} {','.join(tc.requirements):40} {tc.title}")
+        # A role-independent file: one line with its id and role "any" (it runs once per role);
+        # with --role, the line of each role's run that is selected (COAP-VER-001[gateway]).
+        if a.role:
+            shown = [(tc.id, tc.role, tc) for tc in cases if tc.role in a.role]
+        else:
+            shown = [(cases[0].base_id or cases[0].id, "any" if cases[0].generic else cases[0].role, cases[0])]
+        for cid, role, tc in shown:
+            print(f"{cid:16} {role:14} {tc.strength:6} {','.join(tc.requirements):40} {tc.title}")
     return 1 if bad else 0
 
 
@@ -315,6 +322,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         status = 143
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `list | head`: the reader left; nothing more to say, and no traceback
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     if _TERMINATED:
         print("msgin5g-conformance: terminated (SIGTERM): stopped, the SUT with it", file=sys.stderr)
         return 143

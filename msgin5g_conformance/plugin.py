@@ -21,7 +21,7 @@ from msgin5g_conformance.engine.session import Session
 from msgin5g_conformance.engine.verdict import CaseResult, Verdict
 from msgin5g_conformance.errors import DefinitionError, HarnessError, UsageError
 from msgin5g_conformance.report.allure import annotate
-from msgin5g_conformance.spec.loader import load_testcase
+from msgin5g_conformance.spec.loader import load_testcases
 from msgin5g_conformance.spec.model import TestCase
 from msgin5g_conformance.world.profile import Profile, load_profile
 
@@ -93,8 +93,24 @@ def _is_testcase_file(file_path: Path, parent: pytest.Collector) -> bool:
     return any(r.is_dir() and r in resolved.parents and r.name != "tests" for r in roots)
 
 
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """A symlinked folder that leads back to one of its own ancestors (a loop) is not entered:
+    pytest would follow it until the kernel's ELOOP and run each case 41 times."""
+    if collection_path.is_symlink() and collection_path.is_dir():
+        target = collection_path.resolve()
+        here = collection_path.parent.resolve()
+        if target == here or target in here.parents:
+            return True
+    return None
+
+
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     if _is_testcase_file(file_path, parent):
+        seen = parent.config.stash[_STATE].setdefault("files", set())
+        real = file_path.resolve()
+        if real in seen:  # the same file reached again through a link: loaded once
+            return None
+        seen.add(real)
         return YamlCaseFile.from_parent(parent, path=file_path)
     return None
 
@@ -122,6 +138,7 @@ def case_record(case: TestCase) -> dict[str, Any]:
         "requirements": list(case.requirements),
         "strength": case.strength,
         "role": case.role,
+        **({"base_id": case.base_id, "endpoints": list(case.endpoints)} if case.generic else {}),
     }
 
 
@@ -140,6 +157,15 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    first: dict[str, CaseItem] = {}
+    for item in items:  # two files with one id: one result would overwrite the other
+        if isinstance(item, CaseItem):
+            other = first.setdefault(item.case.id, item)
+            if other is not item:
+                raise pytest.UsageError(
+                    f"{item.path}:{item.case.line}: id: {item.case.id!r} is also the id of "
+                    f"{other.path}:{other.case.line}; every test case needs an id of its own"
+                )
     roles = config.getoption("--role")
     if not roles:
         return
@@ -153,11 +179,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 class YamlCaseFile(pytest.File):
-    """One YAML file holding one test case."""
+    """One YAML file holding one test case (a role-independent one: one per role, e.g.
+    ``COAP-VER-001[relay]``, each its own item, result and pcap)."""
 
     def collect(self) -> list[CaseItem]:
-        case = load_testcase(self.path, self.config.stash[_PROFILE])
-        return [CaseItem.from_parent(self, name=case.id, case=case)]
+        cases = load_testcases(self.path, self.config.stash[_PROFILE])
+        return [CaseItem.from_parent(self, name=case.id, case=case) for case in cases]
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if isinstance(excinfo.value, DefinitionError):

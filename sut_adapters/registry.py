@@ -10,6 +10,7 @@ from .base import SutAdapter
 from .conformant import cue as conformant_cue
 from .conformant import gateway as conformant_gateway
 from .conformant import relay as conformant_relay
+from .faulty import coap as faulty_coap
 from .faulty import cue as faulty_cue
 from .faulty import gateway as faulty_gateway
 from .faulty import relay as faulty
@@ -24,6 +25,11 @@ FAULTY: dict[str, tuple[str, type[Any], str]] = {
 }
 
 
+# CoAP message-layer variants (faulty/coap.py): name -> (ReferenceAdapter keyword -> class for
+# every role, requirement it breaks). Apart from FAULTY because each replaces all three roles.
+FAULTY_COAP: dict[str, tuple[dict[str, type[Any]], str]] = dict(faulty_coap.VARIANTS)
+
+
 # conformant variant name -> (ReferenceAdapter keyword to replace, class, the sentence that allows it)
 CONFORMANT: dict[str, tuple[str, type[Any], str]] = {
     **{n: ("relay_class", c, why) for n, (c, why) in conformant_relay.VARIANTS.items()},
@@ -33,7 +39,11 @@ CONFORMANT: dict[str, tuple[str, type[Any], str]] = {
 
 
 def known_names() -> list[str]:
-    return ["reference", *(f"faulty:{name}" for name in FAULTY), *(f"conformant:{name}" for name in CONFORMANT)]
+    return [
+        "reference",
+        *(f"faulty:{name}" for name in (*FAULTY, *FAULTY_COAP)),
+        *(f"conformant:{name}" for name in CONFORMANT),
+    ]
 
 
 def make_adapter(spec: str) -> SutAdapter:
@@ -46,6 +56,8 @@ def make_adapter(spec: str) -> SutAdapter:
     if spec == "reference":
         return ReferenceAdapter()
     kind, _, name = spec.partition(":")
+    if kind == "faulty" and name in FAULTY_COAP:
+        return ReferenceAdapter(name=spec, **FAULTY_COAP[name][0])
     table = {"faulty": FAULTY, "conformant": CONFORMANT}.get(kind, {})
     if name in table:
         keyword, cls, _ = table[name]

@@ -134,6 +134,22 @@ def test_more_copies_of_a_sut_con_than_max_retransmit_allows() -> None:
     assert v.requirement == REQ_RETRANSMIT and "6 times" in v.reason
 
 
+def test_retransmitting_after_the_acknowledgement() -> None:
+    """A CON sent again after the tester acknowledged it: "retransmitted ... until ... it is
+    acknowledged" (RFC 7252 4.2, REQ-COAP-MSG-2), even within MAX_RETRANSMIT. Copies within the
+    ACK bound after the ACK (in flight, or crossing it in a busy SUT's receive queue) are not."""
+    w = Wire()
+    w.add(SUT, TESTER, con(9), t=100.0)
+    w.add(TESTER, SUT, ack(9), t=100.001)
+    w.add(SUT, TESTER, con(9), t=100.05)  # in flight when the ACK left
+    w.add(SUT, TESTER, con(9), t=100.9)  # a busy SUT that had not read the ACK yet
+    assert message_layer_violations(w.inbox, 1.0, 4, label) == []
+    again = w.add(SUT, TESTER, con(9), t=101.2)  # more than the bound after the ACK: went on without it
+    (v,) = message_layer_violations(w.inbox, 1.0, 4, label)
+    assert v.requirement == REQ_RETRANSMIT and "after the tester had acknowledged it" in v.reason
+    assert "1 copies after the acknowledgement" in v.reason and again.seq == v.datagram
+
+
 def test_a_mid_reused_for_another_message_is_a_violation_and_a_message() -> None:
     """Same MID, different bytes, same peer: RFC 7252 4.4; the second message still has to be accounted for."""
     w = Wire()

@@ -76,6 +76,11 @@ for line in sys.stdin:
         print("mini: establish_link received, now stuck", file=sys.stderr, flush=True)
         time.sleep(120)
     say({"id": msg["id"], "ok": True, "result": {}})
+    if mode == "dies-once" and msg["op"] == "establish_link" and not os.path.exists(os.path.join(here, "died")):
+        open(os.path.join(here, "died"), "w").close()
+        print("mini: segfault after establish_link", file=sys.stderr, flush=True)
+        time.sleep(0.05)
+        os._exit(139)
     if msg["op"] == "shutdown":
         break
 """
@@ -282,6 +287,21 @@ def test_crashing_sut_errors_with_its_stderr_and_is_restarted(fast_profile: Prof
         assert "boom: the mini SUT fell over" in result.sut_log
     assert len(starts(tmp_path)) == 2
     assert wait_gone(starts(tmp_path)) == []
+
+
+def test_a_crash_lands_in_the_case_it_happens_in(fast_profile: Profile, tmp_path: Path) -> None:
+    """A SUT that dies between operations of a case: that case is error with the exit status and
+    the stderr tail (it used to be a fail, 'no matching message arrived', and the next case the
+    error); the next case starts a fresh SUT and is judged normally."""
+    adapter = ProcessAdapter(write_sut(tmp_path, "dies-once"))
+    results = run_cases(fast_profile, adapter, [DL_001, DL_001], tmp_path)
+    first, second = results
+    assert first.verdict is Verdict.ERROR, first.reason
+    assert "the SUT died during the case" in first.reason and "exited with status 139" in first.reason
+    assert "mini: segfault after establish_link" in first.reason
+    assert second.verdict is Verdict.FAIL, second.reason  # a mini SUT relays nothing: judged, not error
+    assert "died" not in second.reason and "reset" not in second.reason
+    assert len(starts(tmp_path)) == 2
 
 
 def test_hanging_sut_errors_within_op_s(fast_profile: Profile, tmp_path: Path) -> None:

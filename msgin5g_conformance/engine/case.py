@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from msgin5g_conformance import roles
-from msgin5g_conformance.engine import steps
+from msgin5g_conformance.engine import liveness, steps
 from msgin5g_conformance.engine.matching import (
     REQ_ACK,
     REQ_MID,
@@ -41,17 +41,25 @@ from msgin5g_conformance.engine.verdict import CaseResult, Finding, StepResult, 
 from msgin5g_conformance.errors import HarnessError, NotApplicable
 from msgin5g_conformance.roles.scms import ScmServer
 from msgin5g_conformance.spec import templates
-from msgin5g_conformance.spec.model import ExpectNothingStep, ExpectStep, SendStep, Step, TestCase, UpperStep
+from msgin5g_conformance.spec.model import (
+    ExpectNothingStep,
+    ExpectStep,
+    ProbeStep,
+    SendStep,
+    Step,
+    TestCase,
+    UpperStep,
+)
 from msgin5g_conformance.spec.templates import Bindings
 from msgin5g_conformance.wire import codec
 from msgin5g_conformance.wire.capture.pcap import write_pcap
 from msgin5g_conformance.wire.capture.record import Address, Recorder
 from msgin5g_conformance.wire.codec import CoapMessage
 from msgin5g_conformance.wire.endpoint import Endpoint
-from msgin5g_conformance.wire.numbers import MessageType, code_to_str
+from msgin5g_conformance.wire.numbers import MessageType, code_to_str, is_request
 from msgin5g_conformance.world import nodes
 from msgin5g_conformance.world.topology import CaseAddresses, CaseSpace
-from sut_adapters.base import CaseWorld, ClientInfo, SutCase
+from sut_adapters.base import CaseWorld, ClientInfo, SutCase, sut_died
 
 if TYPE_CHECKING:
     from msgin5g_conformance.engine.session import Session
@@ -75,7 +83,8 @@ class CaseRun:
         self.addresses = self._addresses(())
         self.recorder = Recorder(limit=session.max_datagrams)
         self.recorder.bind_loop(asyncio.get_running_loop())
-        self.inbox = Inbox(self.is_tester)
+        # RFC 7252 4.3 lets any recipient reject a NON with a Reset: in every case, not only coap ones
+        self.inbox = Inbox(self.is_tester, reset_nons=True)
         self.bindings = Bindings(self.profile, Path(case.file).parent, configurations=dict(case.configurations))
         self.results: list[StepResult] = []
         self.absences: list[steps.Absence] = []
@@ -95,6 +104,14 @@ class CaseRun:
         self.last_sent: CoapMessage | None = None
         self.late_end: float | None = None  # wall time the late window ended
         self.sut_log = ""
+        self.sent: dict[str, int] = {}  # send step index -> capture number of its datagram
+        # tester CONs (source, Message ID) whose acknowledgement a step judges (an expect with
+        # ``answers``, a probe), not the message-layer check
+        self.judged_cons: set[tuple[Address, int]] = set()
+        self.probes = 0  # probe steps run
+        self.probe_ran = False
+        self.probe_tokens: set[bytes] = set()
+        self.probe_seqs: set[int] = set()  # datagrams the probes' exchanges waited for
 
     # -- addresses -------------------------------------------------------------------------------
 
@@ -245,6 +262,9 @@ class CaseRun:
         await self.late_window()
         await self.session.flush_capture()
         self.judge()
+        died = await sut_died(self.sut) if self.sut is not None else None
+        if died is not None:  # it died in this case: this case is the one that says so
+            self.results.append(StepResult("sut", "sut", None, Verdict.ERROR, f"the SUT died during the case: {died}"))
         self.sut_log = self.sut.log_text() if self.sut is not None else self.session.adapter.log_text()
         await self.close()
         return self.result(self.write_pcap())
@@ -275,8 +295,15 @@ class CaseRun:
         p = self.profile
         extra: list[StepResult] = []
         broken: set[str] = set()
+        for a in self.inbox.arrivals:  # what answers a probe's exchange is the probe's
+            if a.taken_by is None and liveness.claims(self, a):
+                self.inbox.take(a, "probe")
         for v in message_layer_violations(
-            self.inbox, p.timers.ack_bound_ms / 1000, p.timers.sut_max_retransmit, self.addresses.label
+            self.inbox,
+            p.timers.ack_bound_ms / 1000,
+            p.timers.sut_max_retransmit,
+            self.addresses.label,
+            judged=self.judged_cons,
         ):
             broken.add(v.requirement)
             extra.append(
@@ -323,24 +350,31 @@ class CaseRun:
                 violations.setdefault(i, []).append(a)
             else:
                 code = a.message.code if a.message is not None and a.kind is not Kind.STRAY else None
-                unexpected.setdefault(roles.unaccounted_requirement(self.case.role, code), []).append(a)
+                if self.case.generic:
+                    # a role-independent case: whatever its stimuli made the SUT send is judged by
+                    # the case's own requirement, not by a clause of the role
+                    key = ",".join(self.case.requirements)
+                else:
+                    key = roles.unaccounted_requirement(self.case.role, code)
+                unexpected.setdefault(key, []).append(a)
         self._judge_absences(violations)
         if self.stopped_at is None and not self.not_judged:
             for requirement, found in sorted(unexpected.items()):
                 a = found[0]
-                extra.append(
-                    StepResult(
-                        "end",
-                        "no-unexpected",
-                        None,
-                        Verdict.FAIL,
-                        f"{len(found)} unexpected message(s) from the SUT; first: datagram #{a.seq} at "
-                        f"{self.addresses.label(a.at)} from {self.addresses.label(a.datagram.src)}: {a.summary()}",
-                        datagram=a.seq,
-                        findings=[Finding("unexpected message", "none", a.summary(), False)],
-                        requirements=(requirement,),
-                    )
+                end = StepResult(
+                    "end",
+                    "no-unexpected",
+                    None,
+                    Verdict.FAIL,
+                    f"{len(found)} unexpected message(s) from the SUT; first: datagram #{a.seq} at "
+                    f"{self.addresses.label(a.at)} from {self.addresses.label(a.datagram.src)}: {a.summary()}",
+                    datagram=a.seq,
+                    findings=[Finding("unexpected message", "none", a.summary(), False)],
+                    requirements=tuple(requirement.split(",")),
                 )
+                if self.case.generic and self.case.strength == "should":
+                    steps.soften(end, "the case's requirement is a SHOULD")
+                extra.append(end)
             if not unexpected:
                 extra.append(
                     StepResult(
@@ -359,7 +393,11 @@ class CaseRun:
     def _message_layer_judged(self) -> list[tuple[str, str]]:
         """The message-layer requirements this case's traffic judged, with what held."""
         out: list[tuple[str, str]] = []
-        cons = len(self.inbox.tester_cons)
+        cons = sum(  # the CONs this check judged (not those a step or a probe judged itself)
+            1
+            for (src, _, mid), con in self.inbox.tester_cons.items()
+            if (src, mid) not in self.judged_cons and _con_well_formed(con.datagram.data)
+        )
         if cons:
             out.append((REQ_ACK, f"the SUT acknowledged or reset each of the tester's {cons} CON(s) in time"))
         sut_cons = sum(1 for m in self.inbox.sut_messages.values() if m.first.data[0] >> 4 & 3 == 0)
@@ -379,18 +417,24 @@ class CaseRun:
             if a.seq < ab.start_seq:
                 continue
             who = identify(a.message, ab.stimulus, ab.control, option)
-            if who == "stimulus" and not self._delivered(ab.stimulus):
+            if who == "stimulus" and not self._delivered(ab.stimulus, ab.control):
                 return i  # the discarded message itself, wherever it went
             if a.at in ab.watched and who != "control":
                 return i  # (an extra copy of the control is not the discarded message)
         return None
 
-    def _delivered(self, stimulus: Signature) -> bool:
+    def _delivered(self, stimulus: Signature, control: Signature) -> bool:
         """Whether a step took a copy of the stimulus (then it was to be relayed, and another copy
-        of it is an extra message, not the discarded one)."""
+        of it is an extra message, not the discarded one). Told apart from the control as the
+        absence check tells them apart, and only among messages of the stimulus's kind: a taken GET
+        is no copy of a response that carries its token."""
         option = self.profile.recipient_option
+        request = bool(stimulus.queries)  # a request's signature always has its query (b"" for none)
         return any(
-            x.taken_by is not None and identify(x.message, stimulus, Signature(), option) == "stimulus"
+            x.taken_by is not None
+            and x.message is not None
+            and is_request(x.message.code) == request
+            and identify(x.message, stimulus, control, option) == "stimulus"
             for x in self.inbox.arrivals
         )
 
@@ -413,6 +457,8 @@ class CaseRun:
                 )
                 ab.result.datagram = a.seq
                 ab.result.findings = [Finding("absence", f"nothing at {names}", a.summary(), False)]
+                if self.case.generic and self.case.strength == "should":
+                    steps.soften(ab.result, "the case's requirement is a SHOULD")
                 for x in found:
                     self.inbox.take(x, ab.result.index)
             elif ab.result.verdict is Verdict.PASS:
@@ -549,6 +595,14 @@ async def run_active(run: CaseRun) -> None:
         run.stopped_at = run.results[-1]
 
 
+def _con_well_formed(data: bytes) -> bool:
+    try:
+        codec.parse(data)
+    except codec.MalformedDatagram:
+        return False
+    return True
+
+
 def _template_of(step: Step) -> object:
     if isinstance(step, SendStep | ExpectStep):
         return step.message
@@ -556,4 +610,6 @@ def _template_of(step: Step) -> object:
         return step.expect
     if isinstance(step, ExpectNothingStep):
         return [_template_of(c) for c in step.control]
+    if isinstance(step, ProbeStep):
+        return None
     return None

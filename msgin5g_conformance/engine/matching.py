@@ -92,18 +92,26 @@ class _SutMessage:
     first: Datagram
     copies: int = 1
     reused: list[Datagram] = field(default_factory=list)
+    repeats: list[Datagram] = field(default_factory=list)  # the copies after the first
 
 
 class Inbox:
     """The case's datagrams classified by the message layer, indexed by where they arrived."""
 
-    def __init__(self, tester: Callable[[Address], bool]) -> None:
+    def __init__(self, tester: Callable[[Address], bool], *, reset_nons: bool = False) -> None:
         self.is_tester = tester
+        # RFC 7252 4.3: "Rejecting a Non-confirmable message MAY involve sending a matching Reset
+        # message": with reset_nons (every case run), a Reset answering a tester NON is
+        # message-layer traffic, not a stray
+        self.reset_nons = reset_nons
+        self.tester_nons: dict[tuple[Address, Address, int], Datagram] = {}
         self.arrivals: list[Arrival] = []
         self.by_address: dict[Address, list[Arrival]] = {}
         self.tester_cons: dict[tuple[Address, Address, int], _TesterCon] = {}
         self.sut_messages: dict[tuple[Address, Address, int], _SutMessage] = {}
         self.tester_sent: list[tuple[Datagram, CoapMessage | None]] = []
+        # (SUT, tester, Message ID) -> when the tester first acknowledged or reset that SUT message
+        self.tester_answers: dict[tuple[Address, Address, int], float] = {}
         self._requests: set[tuple[Address, Address, tuple[tuple[int, bytes], ...]]] = set()
         self._fed = 0
 
@@ -122,18 +130,29 @@ class Inbox:
             m, error = None, str(exc)
         if self.is_tester(d.src):
             self.tester_sent.append((d, m))
-            if m is not None and m.mtype == MessageType.CON:
-                key = (d.src, d.dst, m.mid)
+            # A CON is one by its header (version 1, type 0), even with a format error in the rest:
+            # its recipient must reject it with a Reset of the same Message ID (RFC 7252 4.2).
+            if (m is not None and m.mtype == MessageType.CON) or (m is None and _con_header(d.data)):
+                mid = (d.data[2] << 8) | d.data[3]
+                key = (d.src, d.dst, mid)
                 if key in self.tester_cons:
                     self.tester_cons[key].copies += 1
                 else:
                     self.tester_cons[key] = _TesterCon(d)
+            elif len(d.data) >= 4 and d.data[0] >> 6 == 1 and (d.data[0] >> 4) & 3 == MessageType.NON:
+                self.tester_nons.setdefault((d.src, d.dst, (d.data[2] << 8) | d.data[3]), d)
+            elif m is not None and m.mtype in (MessageType.ACK, MessageType.RST):
+                self.tester_answers.setdefault((d.dst, d.src, m.mid), d.time)
             return
         if m is None:
             self._add(Arrival(d, Kind.MALFORMED, None, error))
             return
         if m.mtype in (MessageType.ACK, MessageType.RST):
             con = self.tester_cons.get((d.dst, d.src, m.mid))
+            non = self.tester_nons.get((d.dst, d.src, m.mid)) if self.reset_nons else None
+            if con is None and non is not None and m.mtype == MessageType.RST:
+                self._add(Arrival(d, Kind.RESET, m, answers=non.seq))
+                return
             if con is None:
                 self._add(Arrival(d, Kind.STRAY, m, "answers no message the tester sent"))
                 return
@@ -152,6 +171,7 @@ class Inbox:
         if seen is not None:
             if self.is_repeat(seen.first, d):
                 seen.copies += 1
+                seen.repeats.append(d)
                 self._add(Arrival(d, Kind.DUPLICATE, m, original=seen.first.seq))
             else:
                 seen.reused.append(d)  # judged by message_layer_violations; the message counts too
@@ -190,6 +210,19 @@ class Inbox:
     def leftovers(self) -> list[Arrival]:
         """Everything the SUT sent that no step accounted for, in order."""
         return [a for a in self.arrivals if a.taken_by is None and a.kind in ACCOUNTABLE]
+
+
+def _well_formed(data: bytes) -> bool:
+    try:
+        codec.parse(data)
+    except codec.MalformedDatagram:
+        return False
+    return True
+
+
+def _con_header(data: bytes) -> bool:
+    """Bytes whose 4-byte header says CoAP version 1, Confirmable."""
+    return len(data) >= 4 and data[0] >> 6 == 1 and (data[0] >> 4) & 3 == MessageType.CON
 
 
 def _resource(m: CoapMessage) -> tuple[tuple[int, bytes], ...]:
@@ -268,12 +301,20 @@ class Violation:
 
 
 def message_layer_violations(
-    inbox: Inbox, ack_bound_s: float, sut_max_retransmit: int, label: Callable[[Address], str]
+    inbox: Inbox,
+    ack_bound_s: float,
+    sut_max_retransmit: int,
+    label: Callable[[Address], str],
+    judged: set[tuple[Address, int]] | frozenset[tuple[Address, int]] = frozenset(),
 ) -> list[Violation]:
     """RFC 7252 4.2 (every CON acknowledged or reset within the bound; retransmission bounded)
-    and 4.4 (no Message ID reused for another message), judged on the record."""
+    and 4.4 (no Message ID reused for another message), judged on the record. ``judged``: tester
+    CONs (source, Message ID) whose answer a step of the case judges (with its own requirement);
+    a CON with a format error is left to such a step too (a well-formed CON it is not)."""
     out: list[Violation] = []
     for (src, dst, mid), con in inbox.tester_cons.items():
+        if (src, mid) in judged or not _well_formed(con.datagram.data):
+            continue
         bound = f"within {ack_bound_s * 1000:.0f} ms"
         what = f"CON mid=0x{mid:04x} from {label(src)} to {label(dst)} (#{con.datagram.seq})"
         if con.answer is None:
@@ -296,6 +337,20 @@ def message_layer_violations(
             )
             finding = Finding("retransmissions", f"at most {limit} transmissions", str(sent.copies), False)
             out.append(Violation(REQ_RETRANSMIT, reason, sent.first.seq, finding))
+        answered = inbox.tester_answers.get((src, dst, mid))
+        # A copy can cross the ACK, in flight or in a busy SUT's receive queue (the reference gateway
+        # sending 2,500 CONs retransmitted up to 390 ms after the ACK): the SUT is given the bound it
+        # has to handle a tester's CON (ack_bound_ms) to handle the ACK too.
+        late = [d for d in sent.repeats if answered is not None and d.time > answered + ack_bound_s]
+        if m.mtype == MessageType.CON and late and answered is not None:
+            d = late[0]
+            reason = (
+                f"the SUT retransmitted CON {code_name(m.code)} mid=0x{mid:04x} from {label(src)} to {label(dst)} "
+                f"(#{d.seq}) {(d.time - answered) * 1000:.0f} ms after the tester had acknowledged it "
+                f"({len(late)} copies after the acknowledgement; RFC 7252 4.2: only until it is acknowledged)"
+            )
+            finding = Finding("retransmissions", "none after the acknowledgement", f"{len(late)} after it", False)
+            out.append(Violation(REQ_RETRANSMIT, reason, d.seq, finding))
         for d in sent.reused:
             reason = (
                 f"the SUT reused Message ID 0x{mid:04x} towards {label(dst)} for a different message "

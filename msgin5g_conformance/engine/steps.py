@@ -22,10 +22,19 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from msgin5g_conformance.engine import liveness
 from msgin5g_conformance.engine.matching import ACCOUNTABLE, Arrival, Kind, Signature, identify
 from msgin5g_conformance.engine.verdict import Finding, StepResult, Verdict
 from msgin5g_conformance.errors import NotApplicable
-from msgin5g_conformance.spec.model import ExpectNothingStep, ExpectStep, SendStep, Step, UpperStep, WaitStep
+from msgin5g_conformance.spec.model import (
+    ExpectNothingStep,
+    ExpectStep,
+    ProbeStep,
+    SendStep,
+    Step,
+    UpperStep,
+    WaitStep,
+)
 from msgin5g_conformance.spec.templates import (
     TemplateError,
     build_message,
@@ -87,6 +96,8 @@ async def run_step(run: CaseRun, step: Step) -> StepResult:
         elif isinstance(step, WaitStep):
             await asyncio.sleep(step.ms / 1000)
             r = StepResult(step.index, "wait", step.line, Verdict.PASS, f"waited {step.ms} ms")
+        elif isinstance(step, ProbeStep):
+            r = await liveness.probe(run, step)
         else:
             r = await absence(run, step)
     except TemplateError as exc:
@@ -112,14 +123,22 @@ async def run_step(run: CaseRun, step: Step) -> StepResult:
     r.duration_s = time.monotonic() - t0
     if not r.requirements and r.kind in ("expect", "expect_nothing", "upper"):
         r.requirements = step.requirements or run.case.requirements
-    if run.case.strength == "should" and r.kind in ("expect", "expect_nothing", "upper"):
-        soften(r, "the case's requirement is a SHOULD")
+    # what it failed to capture is judged on the verdict before a SHOULD softens it: a later step
+    # that needs the capture is then "not judged", not an error of an undefined variable
     if isinstance(step, ExpectStep) and r.verdict is not Verdict.PASS and step.capture:
         run.failed_captures.update(dict.fromkeys(step.capture, step.index))
+    if run.case.strength == "should" and r.kind in ("expect", "expect_nothing", "upper", "probe"):
+        soften(r, "the case's requirement is a SHOULD")
     return r
 
 
-_KINDS = {"SendStep": "send", "ExpectStep": "expect", "UpperStep": "upper", "ExpectNothingStep": "expect_nothing"}
+_KINDS = {
+    "SendStep": "send",
+    "ExpectStep": "expect",
+    "UpperStep": "upper",
+    "ExpectNothingStep": "expect_nothing",
+    "ProbeStep": "probe",
+}
 
 
 def soften(r: StepResult, why: str) -> None:
@@ -163,6 +182,8 @@ async def send(run: CaseRun, step: SendStep) -> StepResult:
             peer=step.to,
         )
     run.stimulus(seq, payload)
+    if seq is not None:
+        run.sent[step.index] = seq
     return StepResult(
         step.index,
         "send",
@@ -213,8 +234,11 @@ async def drain() -> None:
 
 
 def foreach_group(index: str) -> str | None:
-    """The expectations one foreach step repeats per node share a group: ``2[cue7].0`` -> ``2[*].0``."""
-    return re.sub(r"\[[^\]]*\]", "[*]", index) if "[" in index else None
+    """The expectations one foreach step repeats per node share a group: ``2[cue7].0`` -> ``2[*].0``.
+    The endpoint a role-independent case's steps run for (``0[sut.pc5]``) is no foreach: the
+    steps of each endpoint wait on their own."""
+    group = re.sub(r"\[(?!sut\.)[^\]]*\]", "[*]", index)
+    return group if group != index else None
 
 
 def _findings(run: CaseRun, step: ExpectStep, a: Arrival, expected_from: Address | None) -> list[Finding]:
@@ -310,6 +334,9 @@ async def expect(run: CaseRun, step: ExpectStep, control: Control | None = None)
     within = f"within {timeout_ms} ms" if shared is None else f"by the end of the wait of step {shared[1]}"
     kinds = _EMPTY_KINDS if _wants_empty(step) else ACCOUNTABLE
     expected_from = run.sut_endpoint(step.sender) if step.sender else None
+    answers = _answered_con(run, step)
+    if answers is not None:  # an answer to one CON: empty or not, and also the answer to a copy
+        kinds = _EMPTY_KINDS | {Kind.DUPLICATE}
     sig = (control.control | expectation_signature(run, step)) if control else None
     option = run.profile.recipient_option
     examined: dict[int, tuple[Arrival, list[Finding]]] = {}
@@ -329,6 +356,11 @@ async def expect(run: CaseRun, step: ExpectStep, control: Control | None = None)
             if control is not None and control.watched and who != "control":
                 continue  # at a watched node only the control is a candidate; the rest is the absence's
             findings = _findings(run, step, a, expected_from)
+            if answers is not None:
+                con, sent = answers
+                found = "an answer to nothing" if a.answers is None else f"an answer to #{a.answers}"
+                wanted = f"an answer to the CON of step {step.answers} (#{con}), after #{sent}"
+                findings.append(Finding("answers", wanted, found, a.answers == con and a.seq > sent))
             if all(f.ok for f in findings):
                 run.inbox.take(a, step.index)
                 assert a.message is not None
@@ -369,6 +401,25 @@ async def expect(run: CaseRun, step: ExpectStep, control: Control | None = None)
     nothing = Finding("message", describe_template(step.message, run.bindings), "nothing", False)
     verdict = Verdict.INCONCLUSIVE if control is not None else Verdict.FAIL
     return result(verdict, f"no matching message arrived at {step.at} {within}{since}", [nothing], None)
+
+
+def _answered_con(run: CaseRun, step: ExpectStep) -> tuple[int, int] | None:
+    """``answers``: the CON the expected ACK or RST must answer (the capture number of its first
+    copy, and of the send step's datagram: the answer comes after it); from now on this step, not
+    the message-layer check, judges that CON's acknowledgement."""
+    if step.answers is None:
+        return None
+    seq = run.sent.get(step.answers)
+    if seq is None:
+        raise TemplateError(f"answers: step {step.answers} sent nothing")
+    d = run.recorder.datagrams_at(seq)
+    if len(d.data) < 4:
+        raise TemplateError(f"answers: step {step.answers} sent no CON")
+    mid = (d.data[2] << 8) | d.data[3]
+    run.judged_cons.add((d.src, mid))
+    run.sync()
+    con = run.inbox.tester_cons.get((d.src, d.dst, mid))
+    return (con.datagram.seq if con is not None else seq), seq
 
 
 def _judge_should(run: CaseRun, step: ExpectStep, message: CoapMessage, r: StepResult) -> None:
@@ -470,7 +521,9 @@ async def absence(run: CaseRun, step: ExpectNothingStep) -> StepResult:
     failed: StepResult | None = None
     last: StepResult | None = None
     for c in step.control:
-        if isinstance(c, ExpectStep):
+        if isinstance(c, ProbeStep):
+            r = await liveness.probe(run, c)
+        elif isinstance(c, ExpectStep):
             watches = run.addresses.address(c.at) in watched
             r = await expect(run, c, Control(stimulus, control_sig, watches))
             control_sig |= expectation_signature(run, c)
@@ -482,6 +535,12 @@ async def absence(run: CaseRun, step: ExpectNothingStep) -> StepResult:
         last = r
         if r.verdict is not Verdict.PASS:
             failed = r
+            if isinstance(c, ProbeStep):
+                # A SUT that died on the stimulus: the silence proves nothing (the absence is
+                # inconclusive), and the failed probe is a check of its own that fails the case.
+                if run.case.strength == "should":
+                    soften(r, "the case's requirement is a SHOULD")
+                run.results.append(r)
             break
     names = ", ".join(step.at)
     if failed is not None:

@@ -9,6 +9,7 @@ senders and receivers are on the right side of the SUT).
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from msgin5g_conformance.spec import templates
 from msgin5g_conformance.spec.model import (
     ExpectNothingStep,
     ExpectStep,
+    ProbeStep,
     SendStep,
     Step,
     TestCase,
@@ -27,6 +29,7 @@ from msgin5g_conformance.spec.model import (
 )
 from msgin5g_conformance.spec.requirements import OPTIONS, catalogue
 from msgin5g_conformance.spec.templates import VARIABLE, TemplateError, expand_range
+from msgin5g_conformance.sweep.generators import PROBE_CLIENT, SENDERS
 from msgin5g_conformance.wire.numbers import OPTION_NAMES, parse_code
 from msgin5g_conformance.world import nodes
 from msgin5g_conformance.world.profile import DEFAULT_READINGS, Profile, condition_holds
@@ -35,8 +38,22 @@ SUT_NODES = {role: set(names) for role, names in nodes.SUT_ENDPOINTS.items()}
 UPPER_OPS_NEEDING_CLIENT = {"establish_link", "release_link"}
 # keys of an expect step that are about the step, not the message it expects
 _EXPECT_STEP_KEYS = frozenset(
-    {"at", "from", "timeout_ms", "grace_ms", "since_step", "capture", "requirement", "should", "needs"}
+    {"at", "from", "timeout_ms", "grace_ms", "since_step", "capture", "requirement", "should", "needs", "answers"}
 )
+ANY_ROLE = "any"  # a role-independent case: run once per role (see load_all)
+
+
+def probe_nodes(role: str) -> tuple[str, ...]:
+    """The tester nodes a liveness probe of ``role`` uses (the sweep's: the peer of each endpoint,
+    the linked client of the exchange, the role's own peers)."""
+    names = {*nodes.ROLE_NODES[role], *(SENDERS[e] for e in nodes.SUT_ENDPOINTS[role])}
+    if role != "constrained-ue":
+        names.add(PROBE_CLIENT)
+    return tuple(sorted(names))
+
+
+# What the probe's exchange needs of the SUT adapter, by role (the sweep's Sweep.check).
+PROBE_CAPABILITIES = {"relay": ("link-control",), "gateway": (), "constrained-ue": ("trigger-request",)}
 
 
 class _Checker:
@@ -48,6 +65,8 @@ class _Checker:
         self.sent_payloads: list[Any] = []  # payload templates of the sends so far
         self.excluded = False  # the profile's values exclude the case (applicability)
         self.role: str = located.data.get("role", "relay")
+        self.endpoint: str | None = None  # role: any, the endpoint the steps being checked run for
+        self.sends: dict[str, SendStep] = {}  # index -> send step, for answers
 
     def add(self, path: Iterable[str | int], message: str) -> None:
         self.problems.append(self.located.problem(list(path), message))
@@ -127,6 +146,21 @@ class _Checker:
                 self.add((*path, "payload", "schema"), f"expected a schema file, found no file {ref!r}")
         self.variables({k: v for k, v in m.items() if k != "capture"}, path)
 
+    def expand_endpoints(
+        self, raw_steps: list[dict[str, Any]], endpoints: tuple[str, ...]
+    ) -> list[tuple[dict[str, Any], tuple[str | int, ...], str, str | None]]:
+        """role: any: the steps once per endpoint, ``${endpoint}`` the endpoint and ``${peer}`` the
+        tester node that plays its peer (the sweep's senders: a client for sut.pc5, the SCM-S for
+        sut.uu, the relay for sut.cue); each step's index gets the endpoint (``0[sut.pc5]``)."""
+        if not endpoints:
+            return [(raw, path, index, None) for raw, path, index in self.expand(raw_steps)]
+        out: list[tuple[dict[str, Any], tuple[str | int, ...], str, str | None]] = []
+        for ep in endpoints:
+            table = {"${endpoint}": ep, "${peer}": SENDERS[ep]}
+            for raw, path, index in self.expand(_substitute(raw_steps, table)):
+                out.append((raw, path, f"{index}[{ep}]", ep))
+        return out
+
     def expand(self, raw_steps: list[dict[str, Any]]) -> list[tuple[dict[str, Any], tuple[str | int, ...], str]]:
         """Unroll ``foreach`` steps: ``${each}`` becomes each node name, ``${each_hex}`` its number."""
         out: list[tuple[dict[str, Any], tuple[str | int, ...], str]] = []
@@ -169,7 +203,14 @@ class _Checker:
                 self.add((*bpath, "type"), f"expected a mid for an {msg['type']} (it answers a message), found none")
             if not in_control and msg.get("payload"):
                 self.sent_payloads.append(msg["payload"])
-            return SendStep(index, line, body["from"], body["to"], msg, requirements=reqs, needs=needs)
+            sent = SendStep(index, line, body["from"], body["to"], msg, requirements=reqs, needs=needs)
+            if not in_control:
+                self.sends[index] = sent
+            return sent
+        if kind == "probe":
+            if "[" in index.split("[sut.")[0]:
+                self.add(bpath, "expected a probe outside foreach steps, found one inside")
+            return ProbeStep(index, line, requirements=reqs, needs=needs, nodes=probe_nodes(self.role))
         if kind == "expect":
             self.node(body["at"], (*bpath, "at"), "tester")
             if "from" in body:
@@ -187,6 +228,7 @@ class _Checker:
             should = body.get("should")
             if should is not None:
                 self.message({k: v for k, v in should.items() if k != "why"}, (*bpath, "should"), sending=False)
+            answers = self.answers(body, bpath, index)
             capture = dict(body.get("capture", {}))
             for name, what in capture.items():
                 if what.startswith("option."):
@@ -207,6 +249,7 @@ class _Checker:
                 grace,
                 since,
                 should,
+                answers,
                 requirements=reqs,
                 needs=needs,
             )
@@ -233,12 +276,12 @@ class _Checker:
             self.add(bpath, "an absence check cannot be nested in a control")
         for i, n in enumerate(body["at"]):
             self.node(n, (*bpath, "at", i), "tester")
-        control: list[SendStep | ExpectStep | UpperStep] = []
+        control: list[SendStep | ExpectStep | UpperStep | ProbeStep] = []
         for i, c in enumerate(body["control"]):
             s = self.step(c, (*bpath, "control", i), f"{index}.control[{i}]", True)
-            assert isinstance(s, SendStep | ExpectStep | UpperStep)
+            assert isinstance(s, SendStep | ExpectStep | UpperStep | ProbeStep)
             control.append(s)
-        if not any(isinstance(c, ExpectStep) for c in control):
+        if not any(isinstance(c, ExpectStep | ProbeStep) for c in control):
             self.add((*bpath, "control"), "expected a positive control with at least one expect, found none")
         for i, c in enumerate(control):
             # The engine tells the discarded message from the control by payload (and a copy of
@@ -252,6 +295,24 @@ class _Checker:
         return ExpectNothingStep(
             index, line, tuple(body["at"]), body.get("window_ms"), tuple(control), requirements=reqs, needs=needs
         )
+
+    def answers(self, body: dict[str, Any], path: tuple[str | int, ...], index: str) -> str | None:
+        """``answers: N``: the earlier top-level send step (of the same endpoint, in a role: any
+        case) whose CON this ACK or RST answers."""
+        n = body.get("answers")
+        if n is None:
+            return None
+        suffix = f"[{self.endpoint}]" if self.endpoint else ""
+        ref = f"{n}{suffix}"
+        sent = self.sends.get(ref)
+        if sent is None:
+            self.add((*path, "answers"), f"expected the index of an earlier top-level send step, found {n}")
+            return None
+        if sent.message.get("type") not in (None, "CON") or (
+            "raw" in sent.message and not _raw_is_con(sent.message["raw"])
+        ):
+            self.add((*path, "answers"), f"expected a send step of a CON, found step {n}, which sends no CON")
+        return ref
 
     def step_needs(self, body: dict[str, Any], path: tuple[str | int, ...], index: str) -> tuple[int, ...]:
         """``needs``: earlier top-level steps (one index or a list) this step is judged only after."""
@@ -313,6 +374,15 @@ def _substitute(value: Any, table: dict[str, str]) -> Any:
     return value
 
 
+def _raw_is_con(raw: str) -> bool:
+    """Raw bytes whose header says Confirmable (type 0), whatever else is wrong with them."""
+    try:
+        data = bytes.fromhex(raw)
+    except ValueError:
+        return False
+    return len(data) >= 4 and (data[0] >> 4) & 3 == 0
+
+
 def _schema_exists(ref: str, base: Path) -> bool:
     from importlib import resources
 
@@ -322,13 +392,62 @@ def _schema_exists(ref: str, base: Path) -> bool:
 
 
 def load_located(located: yamlsource.Located, text: str, profile: Profile | None = None) -> TestCase:
-    """Validate and build a test case from an already parsed document."""
+    """Validate and build a test case from an already parsed document (for a role-independent
+    case, its first role's run: :func:`load_all` gives every one)."""
+    return load_all(located, text, profile)[0]
+
+
+def load_all(located: yamlsource.Located, text: str, profile: Profile | None = None) -> list[TestCase]:
+    """Validate and build every test case a document defines: one, or for ``role: any`` one per
+    role that has an endpoint the case exercises (``COAP-VER-001[relay]``, ...), each running its
+    steps once per such endpoint."""
     if not isinstance(located.data, dict):
         raise DefinitionError([located.problem([], f"expected a mapping, found {schemacheck.describe(located.data)}")])
     schemacheck.check(located, "testcase.schema.json")
     d = located.data
+    if d["role"] != ANY_ROLE:
+        problems: list[Problem] = []
+        for key in ("endpoints",):
+            if key in d:
+                problems.append(located.problem([key], f"expected {key} only in a role: any case, found it"))
+        if "role_profile" in d.get("applicability", {}):
+            problems.append(
+                located.problem(
+                    ["applicability", "role_profile"], "expected role_profile only in a role: any case, found it"
+                )
+            )
+        if problems:
+            raise DefinitionError(problems)
+        return [_load_one(located, text, profile, d["role"], ())]
+    wanted = tuple(d.get("endpoints") or nodes.ALL_SUT_ENDPOINTS)
+    out: list[TestCase] = []
+    problems = []
+    for role in nodes.ROLES:
+        endpoints = tuple(e for e in nodes.SUT_ENDPOINTS[role] if e in wanted)
+        if not endpoints:
+            continue
+        try:
+            out.append(_load_one(located, text, profile, role, endpoints))
+        except DefinitionError as exc:
+            problems.extend(p for p in exc.problems if p not in problems)
+    if problems:
+        unique = {(p.line, p.path, p.message): p for p in problems}
+        raise DefinitionError(sorted(unique.values(), key=lambda p: (p.line or 0, p.path)))
+    return out
+
+
+def _load_one(
+    located: yamlsource.Located, text: str, profile: Profile | None, role: str, endpoints: tuple[str, ...]
+) -> TestCase:
+    """One role's test case of a document (``endpoints``: those a role: any case runs for)."""
+    d = located.data
     app = d.get("applicability", {})
     ch = _Checker(located, profile)
+    ch.role = role
+    generic = d["role"] == ANY_ROLE
+    conditions = dict(app.get("profile", {}))
+    role_conditions = dict((app.get("role_profile") or {}).get(role, {}))
+    conditions.update(role_conditions)
     known = catalogue()
     for i, req in enumerate(d["requirements"]):
         if req not in known:
@@ -340,26 +459,43 @@ def load_located(located: yamlsource.Located, text: str, profile: Profile | None
         ch.node(n, ("preconditions", "configurations", n), "tester")
     for i, n in enumerate(pre.get("hold_ack", [])):
         ch.node(n, ("preconditions", "hold_ack", i), "tester")
-    for key, want in app.get("profile", {}).items():
+    for key, want in conditions.items():
+        at: list[str | int] = (
+            ["applicability", "role_profile", role, key]
+            if key in role_conditions
+            else ["applicability", "profile", key]
+        )
         if isinstance(want, dict) and (
             not want
             or not set(want) <= {"min", "max"}
             or any(isinstance(v, bool) or not isinstance(v, int | float) for v in want.values())
         ):
-            ch.add(["applicability", "profile", key], f"expected a value, a list or {{min: N, max: N}}, found {want!r}")
+            ch.add(at, f"expected a value, a list or {{min: N, max: N}}, found {want!r}")
             continue
         if profile is None:
             continue
         try:
             have = profile.value(key)
         except KeyError:
-            ch.add(["applicability", "profile", key], f"expected a profile key, found unknown {key!r}")
+            ch.add(at, f"expected a profile key, found unknown {key!r}")
             continue
         if not condition_holds(have, want):
             # The case does not apply under this profile: it will be not-applicable, so steps
             # that only make sense where it applies (e.g. a range up to min_batch) are not errors.
             ch.excluded = True
-    steps = tuple(ch.step(raw, path, index, False) for raw, path, index in ch.expand(d["steps"]))
+    built: list[Step] = []
+    for raw, path, index, endpoint in ch.expand_endpoints(d["steps"], endpoints):
+        ch.endpoint = endpoint
+        if generic:
+            body = next(iter(raw.values())) if isinstance(raw, dict) and raw else None
+            for key in ("needs", "since_step"):
+                if isinstance(body, dict) and key in body:
+                    ch.add((*path, next(iter(raw)), key), f"expected no {key} in a role: any case, found one")
+        built.append(ch.step(raw, path, index, False))
+    steps = tuple(built)
+    capabilities = list(app.get("capabilities", []))
+    if any(isinstance(s, ProbeStep) or _has_probe(s) for s in steps):
+        capabilities += [c for c in PROBE_CAPABILITIES[role] if c not in capabilities]
     readings = [d["reading"]] if isinstance(d.get("reading"), str) else list(d.get("reading", []))
     for i, key in enumerate(readings):
         where: list[str | int] = ["reading"] if isinstance(d.get("reading"), str) else ["reading", i]
@@ -384,44 +520,76 @@ def load_located(located: yamlsource.Located, text: str, profile: Profile | None
         unique = {(p.line, p.path, p.message): p for p in ch.problems}
         raise DefinitionError(sorted(unique.values(), key=lambda p: (p.line or 0, p.path)))
     return TestCase(
-        id=d["id"],
+        id=f"{d['id']}[{role}]" if generic else d["id"],
         title=d["title"],
         purpose=d["purpose"].strip(),
         clause=d["clause"],
         requirements=tuple(d["requirements"]),
         strength=d["strength"],
-        role=d["role"],
+        role=role,
         depends_on=tuple(d.get("depends_on", [])),
-        capabilities=tuple(app.get("capabilities", [])),
-        profile_conditions=dict(app.get("profile", {})),
+        capabilities=tuple(capabilities),
+        profile_conditions=conditions,
         links=tuple(pre.get("links", [])),
         configurations=dict(pre.get("configurations", {})),
         steps=steps,
-        scms_mode=pre.get("scms", roles.DEFAULT_SCMS_MODE[d["role"]]),
+        scms_mode=pre.get("scms", roles.DEFAULT_SCMS_MODE[role]),
         hold_ack=tuple(pre.get("hold_ack", [])),
         option=d.get("option"),
         readings=tuple(readings),
         file=located.file,
         line=located.line_of(["id"]) or 1,
         sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        base_id=d["id"] if generic else "",
+        endpoints=endpoints,
     )
 
 
+def _has_probe(step: Step) -> bool:
+    return isinstance(step, ExpectNothingStep) and any(isinstance(c, ProbeStep) for c in step.control)
+
+
 def load_testcase(path: str | Path, profile: Profile | None = None) -> TestCase:
-    """Load one test case file; any mistake raises a located :class:`DefinitionError`."""
+    """Load one test case file; any mistake raises a located :class:`DefinitionError`. For a
+    role-independent file this is its first role's case: :func:`load_testcases` gives them all."""
+    return load_testcases(path, profile)[0]
+
+
+def load_testcases(path: str | Path, profile: Profile | None = None) -> list[TestCase]:
+    """Every test case one file defines: one, or one per role for a ``role: any`` file."""
     located = yamlsource.load_file(path)
     text = Path(path).read_text(encoding="utf-8")
-    return load_located(located, text, profile)
+    return load_all(located, text, profile)
 
 
 def discover(paths: Iterable[str | Path]) -> list[Path]:
-    """Every ``*.yaml``/``*.yml`` file under the given files or folders, sorted."""
+    """Every ``*.yaml``/``*.yml`` file under the given files or folders, sorted; a file reached
+    twice (through a link, or named twice) once, and a symlinked folder loop not followed."""
     out: list[Path] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            out.extend(sorted(q for q in p.rglob("*") if q.suffix in (".yaml", ".yml") and q.is_file()))
-        else:
+    seen: set[Path] = set()
+
+    def add(p: Path) -> None:
+        real = p.resolve()
+        if real not in seen:
+            seen.add(real)
             out.append(p)
+
+    for p in map(Path, paths):
+        if not p.is_dir():
+            add(p)
+            continue
+        visited: set[Path] = set()
+        for folder, dirs, files in os.walk(p, followlinks=True):
+            real = Path(folder).resolve()
+            if real in visited:  # a loop, or a folder reached again through a link
+                dirs[:] = []
+                continue
+            visited.add(real)
+            dirs.sort()
+            for name in sorted(files):
+                q = Path(folder) / name
+                if q.suffix in (".yaml", ".yml") and q.is_file():
+                    add(q)
     return out
 
 
@@ -436,14 +604,15 @@ def lint(paths: Iterable[str | Path], profile: Profile | None = None) -> tuple[i
         except DefinitionError as exc:
             problems.extend(exc.problems)
             continue
-        if tc.id in ids:
+        key = tc.base_id or tc.id  # a role-independent case's file id, not one role's run of it
+        if key in ids:
             problems.append(
                 Problem(
                     str(f),
                     tc.line,
                     "id",
-                    f"expected a unique test case id, found {tc.id!r} again (also in {ids[tc.id]})",
+                    f"expected a unique test case id, found {key!r} again (also in {ids[key]})",
                 )
             )
-        ids[tc.id] = str(f)
+        ids[key] = str(f)
     return len(files), problems

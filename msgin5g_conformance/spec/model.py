@@ -40,6 +40,8 @@ class ExpectStep(StepBase):
     grace_ms: int = 0
     since_step: int | None = None  # timeout counted from the start of this top-level step
     should: Template | None = None  # fields that SHOULD hold: a mismatch is a recorded deviation
+    # the index of the send step whose CON this ACK/RST answers (the step judges its acknowledgement)
+    answers: str | None = None
 
 
 @dataclass(frozen=True)
@@ -56,13 +58,21 @@ class WaitStep(StepBase):
 
 
 @dataclass(frozen=True)
+class ProbeStep(StepBase):
+    """A liveness probe (the robustness sweep's): a ping to every endpoint of the role, then one
+    valid exchange of the role, with the tester nodes it uses."""
+
+    nodes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class ExpectNothingStep(StepBase):
     at: tuple[str, ...]
     window_ms: int | None
-    control: tuple[SendStep | ExpectStep | UpperStep, ...]
+    control: tuple[SendStep | ExpectStep | UpperStep | ProbeStep, ...]
 
 
-Step = SendStep | ExpectStep | UpperStep | WaitStep | ExpectNothingStep
+Step = SendStep | ExpectStep | UpperStep | WaitStep | ExpectNothingStep | ProbeStep
 
 
 @dataclass(frozen=True)
@@ -91,6 +101,15 @@ class TestCase:
     file: str
     line: int
     sha256: str
+    # a role-independent case (role: any) runs once per role: its file's id, and the endpoints its
+    # steps ran for in this role ("" and () for a case of one role)
+    base_id: str = ""
+    endpoints: tuple[str, ...] = ()
+
+    @property
+    def generic(self) -> bool:
+        """Whether this is one role's run of a role-independent case (``COAP-VER-001[relay]``)."""
+        return bool(self.base_id)
 
     def nodes(self) -> set[str]:
         """Every node name the case uses."""
@@ -105,6 +124,8 @@ class TestCase:
                     names.add(step.sender)
             elif isinstance(step, UpperStep) and step.client:
                 names.add(step.client)
+            elif isinstance(step, ProbeStep):
+                names.update(step.nodes)
             elif isinstance(step, ExpectNothingStep):
                 names.update(step.at)
                 for c in step.control:

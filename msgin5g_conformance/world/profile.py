@@ -142,7 +142,10 @@ class Profile:
         return self._path(self.bulk_path_template)
 
     def value(self, key: str) -> Any:
-        """A raw profile value by dotted key (``timers.response_ms``); KeyError if absent."""
+        """A raw profile value by dotted key (``timers.response_ms``); KeyError if absent. A reading
+        the profile leaves out has its default (``readings.X``)."""
+        if key.startswith("readings.") and key.removeprefix("readings.") in self.readings:
+            return self.readings[key.removeprefix("readings.")]
         node: Any = self.raw
         for part in key.split("."):
             if not isinstance(node, dict) or part not in node:

@@ -103,8 +103,16 @@ class CoapNode:
         self._current_raw: bytes | None = None
         self._seen: set[tuple[Address, int, int]] = set()  # (source, MID, type) processed (one case)
         self.reject_current = False  # a handler sets it to answer the response it got with a Reset
+        # RFC 7252 message-layer rules applied before aiocoap sees a datagram (aiocoap 0.4.17
+        # accepts TKL 9-15 and an empty payload after the marker, and rejects no malformed or
+        # reserved-class CON with a Reset): screen(node, data, source) -> True when it dealt with
+        # the datagram. By default the role implementation's own ``screen`` (common.EndpointRules).
+        self.screen: Callable[[CoapNode, bytes, Address], bool] | None = None
 
     async def start(self) -> None:
+        owner = getattr(self.on_message, "__self__", None)
+        if self.screen is None and callable(getattr(owner, "screen", None)):
+            self.screen = owner.screen  # type: ignore[union-attr]
         self._ctx = await aiocoap.Context.create_server_context(
             None, bind=self.address, transports=["udp6"], loggername=f"coap.{self.name}"
         )
@@ -137,6 +145,12 @@ class CoapNode:
         def received(data: bytes, ancdata: Any, flags: int, address: Any) -> Any:
             if recorder is not None:
                 recorder.append(_plain(address), me, data)
+            if self.screen is not None:
+                try:
+                    if self.screen(self, bytes(data), _plain(address)):
+                        return None
+                except Exception:  # a rule's bug must not kill the transport
+                    log.exception("%s: screening a datagram failed", self.name)
             # dispatch is synchronous: _deliver() runs inside this call and reads these bytes
             self._current_raw = bytes(data)
             try:

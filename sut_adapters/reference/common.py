@@ -1,5 +1,13 @@
 """What every reference MSGin5G endpoint decides the same way (TS 24.538 6.2.2, RFC 7252 5.4.1).
 
+The CoAP message layer (RFC 7252 3, 4.2, 4.3, 5.3.2, 5.4.1) where aiocoap 0.4.17 does not follow
+it is :meth:`EndpointRules.screen`, which every reference endpoint runs on each datagram before
+aiocoap (``CoapNode.screen``): a version other than 1 is silently ignored; a Confirmable message
+with a format error or a reserved code class is rejected with a Reset, any other malformed
+message silently ignored; a response is rejected (Reset for a CON, ignored for a NON) where the
+endpoint takes no responses (the PC5 side of a relay or gateway) or when it carries an
+unrecognised critical option.
+
 The Relay UE, the Gateway UE and the Constrained UE each read the recipient address from the
 profile's recipient option, apply the profile's reading of "from UDP port 65401", recognise the
 same critical options and keep a timestamped log. These are methods, so a faulty variant can
@@ -12,9 +20,10 @@ import time
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from msgin5g_conformance.wire import codec
 from msgin5g_conformance.wire.capture.record import Address
 from msgin5g_conformance.wire.codec import CoapMessage
-from msgin5g_conformance.wire.numbers import OPTION_FORMATS, Code, MessageType, code_name, is_critical
+from msgin5g_conformance.wire.numbers import OPTION_FORMATS, Code, MessageType, code_name, is_critical, is_response
 from msgin5g_conformance.world.profile import Profile
 from sut_adapters.base import CaseWorld, ClientInfo
 from sut_adapters.reference.coapnode import CoapNode, FastTuning
@@ -108,6 +117,56 @@ class EndpointRules:
         """Critical options this endpoint does not recognise (RFC 7252 5.4.1)."""
         known = set(OPTION_FORMATS) | {self.profile.recipient_option}
         return sorted({n for n, _ in msg.options if is_critical(n) and n not in known})
+
+    # -- the message layer aiocoap leaves out (RFC 7252 3, 4.2, 4.3, 5.3.2, 5.4.1) --------------
+
+    def screen(self, node: CoapNode, data: bytes, src: Address) -> bool:
+        """Apply the message-layer rules to one datagram before aiocoap does; True when the
+        datagram was dealt with here (rejected or ignored), False to pass it on."""
+        if len(data) < 4 or data[0] >> 6 != 1:
+            # RFC 7252 3: "Messages with unknown version numbers MUST be silently ignored"
+            # (and fewer than 4 bytes carry no Message ID to reject).
+            self.ignore(node, data, src, f"version {data[0] >> 6}" if data else "empty datagram")
+            return True
+        mtype, mid = MessageType((data[0] >> 4) & 3), (data[2] << 8) | data[3]
+        try:
+            msg = codec.parse(data)
+        except codec.MalformedDatagram as exc:
+            # RFC 7252 4.2: a CON that is Empty with a token, has a reserved class (1, 6, 7) or a
+            # format error (3, 3.1: TKL 9-15, nibble 15, marker without payload) is rejected with
+            # a Reset; 4.2/4.3: a malformed NON, ACK or RST is ignored (a NON Reset is a MAY).
+            if mtype == MessageType.CON:
+                self.reject_con(node, mid, src, str(exc))
+            else:
+                self.ignore(node, data, src, str(exc))
+            return True
+        if msg.mtype in (MessageType.CON, MessageType.NON) and is_response(msg.code):
+            why = None
+            if not self.takes_responses(node):
+                why = f"{code_name(msg.code)}: this endpoint expects no response (RFC 7252 5.3.2)"
+            elif self.unknown_critical(msg):
+                why = f"{code_name(msg.code)} with unrecognised critical option {self.unknown_critical(msg)[0]} (5.4.1)"
+            if why is not None:
+                if msg.mtype == MessageType.CON:
+                    self.reject_con(node, mid, src, why)
+                else:
+                    self.ignore(node, data, src, why)
+                return True
+        return False
+
+    def takes_responses(self, node: CoapNode) -> bool:
+        """Whether this endpoint expects responses: not the PC5 side of a relay or gateway (its
+        clients send requests only); the network side and a constrained UE do."""
+        return node.address != getattr(self, "pc5_address", None)
+
+    def reject_con(self, node: CoapNode, mid: int, src: Address, why: str) -> None:
+        """RFC 7252 4.2: "Rejecting a Confirmable message is effected by sending a matching Reset
+        message and otherwise ignoring it"."""
+        self.note(f"RST mid=0x{mid:04x} to {src}: {why}")
+        node.send_raw(codec.encode(CoapMessage(MessageType.RST, 0, mid)), src)
+
+    def ignore(self, node: CoapNode, data: bytes, src: Address, why: str) -> None:
+        self.note(f"ignored a datagram of {len(data)} bytes from {src}: {why}")
 
 
 class LinkTable:
