@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 from msgin5g_conformance.wire import codec
 from msgin5g_conformance.wire.capture.record import Address
 from msgin5g_conformance.wire.codec import CoapMessage
-from msgin5g_conformance.wire.numbers import MessageType, code_name, is_request, is_response
+from msgin5g_conformance.wire.numbers import Code, MessageType, code_name, is_request, is_response
 from sut_adapters.base import ClientInfo
 from sut_adapters.reference.coapnode import CoapNode
 from sut_adapters.reference.common import RoleContext
@@ -214,6 +214,36 @@ class _Forward(asyncio.DatagramProtocol):
         self.relay.datagram(self.side, data, (str(addr[0]), int(addr[1])))
 
 
+class RejectsOtherGets(ReferenceRelay):
+    """Answers a GET it does not relay (its recipient is not the SCM-S, it has none, or it does not
+    come from UDP port 65401) with 4.00 (Bad Request) and the reason as diagnostic payload, instead
+    of discarding it silently. The seed says when the Relay UE relays a GET and nothing of the others
+    (REQ-RELAY-UL-2, open); RFC 7252 5.9.2 answers a request the server will not act on with a 4.xx.
+    Under the profile reading uplink_other_requests: open (with discard, nothing of such a GET may
+    come back)."""
+
+    PROTOCOL: ClassVar[dict[str, Any]] = {"readings": {"uplink_other_requests": "open"}}
+
+    def handle_uplink(self, msg: CoapMessage, src: Address) -> None:
+        refusal = self.configuration_get_refusal(msg, src)
+        if refusal is None or msg.code != Code.GET or self.pc5 is None:
+            super().handle_uplink(msg, src)
+            return
+        self.reject(self.pc5, msg, src, Code.BAD_REQUEST, f"not relayed: {refusal}")
+
+
+class RelaysEveryCode(ReferenceRelay):
+    """Relays a response of any code (2.01, 2.04, 4.00, 5.00, ...) to a linked recipient, unaltered,
+    under the same conditions as a 2.05/4.03/4.04. The seed's relay and discard sentences name those
+    three codes only (REQ-RELAY-DL-3, open); under the profile reading other_response_codes: open
+    relaying the others is allowed."""
+
+    PROTOCOL: ClassVar[dict[str, Any]] = {"readings": {"other_response_codes": "open"}}
+
+    def relays_code(self, code: int) -> bool:
+        return is_response(code)
+
+
 VARIANTS: dict[str, tuple[type[ReferenceRelay], str]] = {
     "slow-ack": (SlowAck, "RFC 7252 4.2, 4.5: an ACK is required, not a prompt one; duplicates are acknowledged again"),
     "added-latency": (AddedLatency, "TS 24.538 6.2.2.1 sets no latency bound on relaying"),
@@ -237,5 +267,15 @@ VARIANTS: dict[str, tuple[type[ReferenceRelay], str]] = {
         ForwardingRelay,
         "TS 24.538 6.2.2.1: the Relay UE 'acts as either 5G ProSe Layer-2 and Layer-3 UE-to-Network Relay "
         "entity' (profile reading relay_model: forwarding)",
+    ),
+    "rejects-other-gets": (
+        RejectsOtherGets,
+        "TS 24.538 6.2.2.1 says when the Relay UE relays a GET and nothing of other GETs (REQ-RELAY-UL-2, "
+        "reading uplink_other_requests: open); RFC 7252 5.9.2: a 4.xx answers a request the server will not act on",
+    ),
+    "relays-every-code": (
+        RelaysEveryCode,
+        "TS 24.538 6.2.2.1 names only 2.05, 4.03 and 4.04 in its relay and discard sentences (REQ-RELAY-DL-3, "
+        "reading other_response_codes: open)",
     ),
 }

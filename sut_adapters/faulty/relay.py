@@ -19,6 +19,7 @@ from msgin5g_conformance.wire.codec import CoapMessage
 from msgin5g_conformance.wire.numbers import Code, MessageType, OptionNumber
 from sut_adapters.base import ClientInfo
 from sut_adapters.reference.coapnode import CoapNode
+from sut_adapters.reference.common import RoleContext
 from sut_adapters.reference.relay import ReferenceRelay
 
 
@@ -193,8 +194,7 @@ class RetransmitsForever(ReferenceRelay):
     """Breaks REQ-COAP-MSG-2: sends every downlink CON again every 40 ms, acknowledged or not
     (bounded: 12 copies)."""
 
-    COPIES = 12
-    EVERY_S = 0.04
+    DELAYS_S: tuple[float, ...] = tuple(i * 0.04 for i in range(12))
 
     def forward_downlink(self, msg: CoapMessage, client: ClientInfo) -> None:
         copy = self.downlink_copy(msg)
@@ -203,13 +203,21 @@ class RetransmitsForever(ReferenceRelay):
             return
         data = dataclasses.replace(copy, mid=int.from_bytes(os.urandom(2), "big")).encode()
         loop = asyncio.get_running_loop()
-        for i in range(self.COPIES):
-            loop.call_later(i * self.EVERY_S, self._raw, data, client.endpoint)
-        self.note(f"(faulty) sending {self.COPIES} copies of {copy.summary()}")
+        for delay in self.DELAYS_S:
+            loop.call_later(delay, self._raw, data, client.endpoint)
+        self.note(f"(faulty) sending {len(self.DELAYS_S)} copies of {copy.summary()}")
 
     def _raw(self, data: bytes, to: Address) -> None:
         if self.pc5 is not None:
             self.pc5.send_raw(data, to)
+
+
+class RetransmitsAfterAck(RetransmitsForever):
+    """Breaks REQ-COAP-MSG-2: ignores the client's ACK of a downlink CON and retransmits it on the
+    RFC 7252 4.8 schedule, 2 s after the first (2 transmissions: within MAX_RETRANSMIT, so only
+    "retransmitted until it is acknowledged", 4.2, shows it)."""
+
+    DELAYS_S = (0.0, 2.0)
 
 
 class LateDuplicate(ReferenceRelay):
@@ -262,6 +270,229 @@ class AckTypeResponses(ReferenceRelay):
         self.pc5.send_raw(codec.encode(ack), client.endpoint)
 
 
+# -- defects no case caught before the field cases (RELAY-DL-010.., E2E-002.., ROB-.., UL-003..) --
+
+
+class DropsPiggybacked(ReferenceRelay):
+    """Breaks REQ-RELAY-DL-1: relays only responses that come as messages of their own, and drops
+    the SCM-S's answer when it rides in the ACK of the relay's request (RFC 7252 5.2.1, the usual
+    answer of a CoAP server)."""
+
+    def handle_downlink(self, msg: CoapMessage, src: Address) -> None:
+        if msg.mtype == MessageType.ACK:
+            self.note(f"(faulty) dropping piggybacked {msg.summary()}")
+            return
+        super().handle_downlink(msg, src)
+
+
+class ConErrorsAsContent(ReferenceRelay):
+    """Breaks REQ-RELAY-DL-1: relays a confirmable 4.03 or 4.04 as a 2.05 (Content)."""
+
+    def downlink_copy(self, msg: CoapMessage) -> CoapMessage:
+        copy = super().downlink_copy(msg)
+        if msg.mtype == MessageType.CON and msg.code in (Code.FORBIDDEN, Code.NOT_FOUND):
+            return dataclasses.replace(copy, code=Code.CONTENT)
+        return copy
+
+
+class MatchesByPrefix(ReferenceRelay):
+    """Breaks REQ-RELAY-DL-2: takes a recipient for a linked client when one address is a prefix of
+    the other."""
+
+    def link_for(self, recipient: str) -> ClientInfo | None:
+        for address, client in self.links.items():
+            if recipient.startswith(address) or address.startswith(recipient):
+                return client
+        return None
+
+
+class MatchesBySubstring(ReferenceRelay):
+    """Breaks REQ-RELAY-DL-2: takes a recipient for a linked client when one address contains the
+    other."""
+
+    def link_for(self, recipient: str) -> ClientInfo | None:
+        for address, client in self.links.items():
+            if recipient in address or address in recipient:
+                return client
+        return None
+
+
+class Truncates256(ReferenceRelay):
+    """Breaks REQ-RELAY-TERM-1: relays at most 256 bytes of a payload (a fixed relay buffer)."""
+
+    LIMIT = 256
+
+    def downlink_copy(self, msg: CoapMessage) -> CoapMessage:
+        copy = super().downlink_copy(msg)
+        return dataclasses.replace(copy, payload=copy.payload[: self.LIMIT])
+
+    def uplink_copy(self, msg: CoapMessage) -> CoapMessage:
+        return dataclasses.replace(msg, payload=msg.payload[: self.LIMIT])
+
+
+class StripsBlock2(ReferenceRelay):
+    """Breaks REQ-RELAY-TERM-1: drops the Block2 and Size2 options (RFC 7959) of a response it
+    relays, so the client takes the first block for the whole document."""
+
+    def downlink_copy(self, msg: CoapMessage) -> CoapMessage:
+        copy = super().downlink_copy(msg)
+        strip = (OptionNumber.BLOCK2, OptionNumber.SIZE2)
+        return dataclasses.replace(copy, options=tuple(o for o in copy.options if o[0] not in strip))
+
+
+class DropsLaterBlocks(ReferenceRelay):
+    """Breaks REQ-RELAY-UL-1: does not relay a configuration GET that asks for a later block
+    (Block2 NUM > 0, RFC 7959 2.4): a block-wise transfer through it stops after the first block."""
+
+    def handle_uplink(self, msg: CoapMessage, src: Address) -> None:
+        block2 = msg.option_values(OptionNumber.BLOCK2)
+        if block2 and int.from_bytes(block2[0], "big") >> 4 > 0:
+            self.note("(faulty) swallowing a request for a later block")
+            return
+        super().handle_uplink(msg, src)
+
+
+class _DiesOnMalformed(ReferenceRelay):
+    """One side stops handling what it receives after the first datagram the strict parse rejects."""
+
+    SIDE = "pc5"
+
+    def __init__(self, env: RoleContext) -> None:
+        super().__init__(env)
+        self.dead = False
+
+    async def start(self) -> None:
+        await super().start()
+        node = self.pc5 if self.SIDE == "pc5" else self.uu
+        assert node is not None
+        mi = node._mi
+        received = mi.datagram_msg_received
+
+        def datagram(data: bytes, ancdata: Any, flags: int, address: Any, received: Any = received) -> Any:
+            try:
+                codec.parse(bytes(data))
+            except codec.MalformedDatagram:
+                if not self.dead:
+                    self.note(f"(faulty) {self.SIDE} side stops after a malformed datagram")
+                self.dead = True
+            return received(data, ancdata, flags, address)
+
+        mi.datagram_msg_received = datagram
+
+    def on_pc5(self, node: CoapNode, msg: CoapMessage, src: Address) -> None:
+        if self.SIDE == "pc5" and self.dead:
+            return
+        super().on_pc5(node, msg, src)
+
+    def on_uu(self, node: CoapNode, msg: CoapMessage, src: Address) -> None:
+        if self.SIDE == "uu" and self.dead:
+            return
+        super().on_uu(node, msg, src)
+
+
+class Pc5DiesOnMalformed(_DiesOnMalformed):
+    """Breaks REQ-RELAY-UL-1: after one malformed datagram on the PC5 side, relays nothing uplink
+    (it still acknowledges what it receives)."""
+
+    SIDE = "pc5"
+
+
+class UuDiesOnMalformed(_DiesOnMalformed):
+    """Breaks REQ-RELAY-DL-1: after one malformed datagram on the network side, relays nothing
+    downlink (it still acknowledges what it receives)."""
+
+    SIDE = "uu"
+
+
+class _RemembersRequests(ReferenceRelay):
+    """Remembers which client sent each GET it relayed uplink, by token."""
+
+    def __init__(self, env: RoleContext) -> None:
+        super().__init__(env)
+        self.asked: dict[bytes, Address] = {}
+
+    def handle_uplink(self, msg: CoapMessage, src: Address) -> None:
+        self.asked[msg.token] = src
+        super().handle_uplink(msg, src)
+
+    def requester(self, msg: CoapMessage) -> ClientInfo | None:
+        src = self.asked.get(msg.token)
+        if src is None:
+            return None
+        return ClientInfo("requester", self.recipient(msg) or "", src)
+
+
+class RoutesByToken(_RemembersRequests):
+    """Breaks REQ-RELAY-DL-2: routes a response to whichever client sent the GET with its token,
+    whatever its recipient and link."""
+
+    def handle_downlink(self, msg: CoapMessage, src: Address) -> None:
+        client = self.requester(msg)
+        if client is not None and self.relays_code(msg.code):
+            self.note(f"(faulty) routing {msg.summary()} by its token to {client.endpoint}")
+            self.forward_downlink(msg, client)
+            return
+        super().handle_downlink(msg, src)
+
+
+class RelaysOwnAddress(_RemembersRequests):
+    """Breaks REQ-RELAY-DL-2: takes a response addressed to its own MSGin5G Client (the profile's
+    addresses.sut_ue) for the answer to a request it carried, and passes it to that request's client
+    (as a proxy would)."""
+
+    def handle_downlink(self, msg: CoapMessage, src: Address) -> None:
+        client = self.requester(msg)
+        if client is not None and self.recipient(msg) == self.profile.sut_ue_address:
+            self.note(f"(faulty) passing {msg.summary()}, addressed to itself, to {client.endpoint}")
+            self.forward_downlink(msg, client)
+            return
+        super().handle_downlink(msg, src)
+
+
+class ReserialisesJson(ReferenceRelay):
+    """Breaks REQ-RELAY-TERM-1: parses a JSON payload and writes it out again (json.dumps' default
+    spacing) when relaying downlink: the same document, other bytes."""
+
+    def downlink_copy(self, msg: CoapMessage) -> CoapMessage:
+        copy = super().downlink_copy(msg)
+        try:
+            payload = json.dumps(json.loads(copy.payload)).encode()
+        except ValueError:
+            return copy
+        return dataclasses.replace(copy, payload=payload)
+
+
+# -- variants that break a profile reading (the self-test runs them under it: UNDER_READINGS) ----
+
+
+class RelaysAnyRecipient(ReferenceRelay):
+    """Breaks REQ-RELAY-UL-2 (reading uplink_other_requests: discard): relays every GET from port
+    65401 uplink, whatever its recipient option says (or without one)."""
+
+    def configuration_get_refusal(self, msg: CoapMessage, src: Address) -> str | None:
+        if msg.code != Code.GET:
+            return "not a GET"
+        return None if self.port_ok(src) else f"GET from port {src[1]}"
+
+
+class UplinkIgnoresPort(ReferenceRelay):
+    """Breaks REQ-RELAY-UL-2 (reading uplink_other_requests: discard): relays a GET for the SCM-S
+    from any source port."""
+
+    def configuration_get_refusal(self, msg: CoapMessage, src: Address) -> str | None:
+        if msg.code != Code.GET:
+            return "not a GET"
+        return None if self.recipient(msg) == self.profile.scm_s_address else "recipient is not the SCM-S"
+
+
+class RelaysOtherCodes(ReferenceRelay):
+    """Breaks REQ-RELAY-DL-3 (reading other_response_codes: discard): relays a response of any code
+    to a linked recipient."""
+
+    def relays_code(self, code: int) -> bool:
+        return True
+
+
 VARIANTS: dict[str, tuple[type[ReferenceRelay], str]] = {
     "relays-without-link": (RelaysWithoutLink, "REQ-RELAY-DL-2"),
     "keeps-released-link": (KeepsReleasedLink, "REQ-RELAY-DL-2"),
@@ -279,10 +510,28 @@ VARIANTS: dict[str, tuple[type[ReferenceRelay], str]] = {
     "sends-to-unused-address": (SendsToUnused, "REQ-RELAY-DL-2"),
     "never-acks": (NeverAcks, "REQ-COAP-MSG-1"),
     "retransmits-forever": (RetransmitsForever, "REQ-COAP-MSG-2"),
+    "retransmits-after-ack": (RetransmitsAfterAck, "REQ-COAP-MSG-2"),
     "late-duplicate": (LateDuplicate, "REQ-RELAY-DL-1"),
     "adds-critical-option": (AddsCriticalOption, "REQ-RELAY-TERM-1"),
     "long-content-format": (LongContentFormat, "REQ-RELAY-TERM-1"),
     "ack-type-responses": (AckTypeResponses, "REQ-RELAY-DL-1"),
+    "drops-piggybacked": (DropsPiggybacked, "REQ-RELAY-DL-1"),
+    "con-errors-as-content": (ConErrorsAsContent, "REQ-RELAY-DL-1"),
+    "matches-by-prefix": (MatchesByPrefix, "REQ-RELAY-DL-2"),
+    "matches-by-substring": (MatchesBySubstring, "REQ-RELAY-DL-2"),
+    "truncates-256": (Truncates256, "REQ-RELAY-TERM-1"),
+    "strips-block2": (StripsBlock2, "REQ-RELAY-TERM-1"),
+    "drops-later-blocks": (DropsLaterBlocks, "REQ-RELAY-UL-1"),
+    "pc5-dies-on-malformed": (Pc5DiesOnMalformed, "REQ-RELAY-UL-1"),
+    "uu-dies-on-malformed": (UuDiesOnMalformed, "REQ-RELAY-DL-1"),
+    "routes-by-token": (RoutesByToken, "REQ-RELAY-DL-2"),
+    "relays-own-address": (RelaysOwnAddress, "REQ-RELAY-DL-2"),
+    "reserialises-json": (ReserialisesJson, "REQ-RELAY-TERM-1"),
+    # These break a reading of an open point: they pass the suite under the default (open) reading
+    # and fail under the one they break (expected/relay.py, UNDER_READINGS).
+    "relays-any-recipient": (RelaysAnyRecipient, "REQ-RELAY-UL-2"),
+    "uplink-ignores-port": (UplinkIgnoresPort, "REQ-RELAY-UL-2"),
+    "relays-other-codes": (RelaysOtherCodes, "REQ-RELAY-DL-3"),
 }
 
 
@@ -304,16 +553,33 @@ class Silent(ReferenceRelay):
 
 
 class Floods(ReferenceRelay):
-    """Robustness: answers every relayed response with a flood of copies (bounded, 3,000)."""
+    """Robustness: answers every relayed response with a flood of copies (bounded, 3,000).
+
+    The copies go out in bursts of BURST, one burst per turn of the event loop: the embedded SUT
+    shares the loop with the harness and with the other cases open at the same time, and 3,000
+    sends in one turn would hold their acknowledgements up (an external SUT floods the wire, not the
+    harness's loop)."""
 
     FLOOD = 3000
+    BURST = 100
 
     def forward_downlink(self, msg: CoapMessage, client: ClientInfo) -> None:
-        assert self.pc5 is not None
         copy = dataclasses.replace(self.downlink_copy(msg), mtype=MessageType.NON)
-        for i in range(self.FLOOD):  # distinct Message IDs: not retransmissions, new messages
-            self.pc5.send_raw(dataclasses.replace(copy, mid=(msg.mid + 1 + i) & 0xFFFF).encode(), client.endpoint)
-        self.note(f"(faulty) flooded {self.FLOOD} copies")
+        # distinct Message IDs: not retransmissions, new messages
+        datagrams = [dataclasses.replace(copy, mid=(msg.mid + 1 + i) & 0xFFFF).encode() for i in range(self.FLOOD)]
+        self._burst(datagrams, 0, client.endpoint)
+        self.note(f"(faulty) flooding {self.FLOOD} copies")
+
+    def _burst(self, datagrams: list[bytes], start: int, to: Address) -> None:
+        try:
+            for data in datagrams[start : start + self.BURST]:
+                if self.pc5 is None:
+                    return  # the case is over
+                self.pc5.send_raw(data, to)
+        except RuntimeError:  # the node was stopped: the case is over
+            return
+        if start + self.BURST < len(datagrams):
+            asyncio.get_running_loop().call_soon(self._burst, datagrams, start + self.BURST, to)
 
 
 # Not one requirement each: these check that a misbehaving SUT gives fail/inconclusive with a
