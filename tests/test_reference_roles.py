@@ -436,6 +436,100 @@ def test_gateway_csv_list_and_replaced_request() -> None:
     run(test, with_policy(list_encoding="csv"))
 
 
+# -- the reference Gateway UE's own configuration (6.2.2.x: "should support" the client) --------
+
+
+def own_answer(code: int, doc: Any = None) -> Callable[[CoapNode, CoapMessage, Address], None]:
+    """An SCM-S answering every GET piggybacked with ``code`` (and ``doc`` as JSON)."""
+
+    def answer(node: CoapNode, msg: CoapMessage, src: Address) -> None:
+        options: tuple[tuple[int, bytes], ...] = ()
+        payload = b""
+        if doc is not None:
+            options = ((OptionNumber.CONTENT_FORMAT, encode_uint(50)),)
+            payload = json.dumps(doc).encode()
+        node.reply(msg, CoapMessage(MessageType.ACK, code, 0, msg.token, options, payload), src)
+
+    return answer
+
+
+@dataclasses.dataclass
+class OwnConfig:
+    scms: list[tuple[CoapMessage, Address]]  # what the SCM-S received, with the source
+    own: dict[str, Any]  # the gateway's own configuration afterwards
+    pc5: list[CoapMessage]  # whatever reached a linked constrained UE
+    uu: Address  # the gateway's network-side endpoint
+
+
+def own_config_scenario(
+    cls: type[ReferenceGateway], answer: Callable[[CoapNode, CoapMessage, Address], None] | None
+) -> OwnConfig:
+    """The gateway, with a linked UE, is asked for its own configuration."""
+    holder: list[OwnConfig] = []
+
+    async def test(b: Bench) -> None:
+        scms = await b.peer("scms", answer)
+        cue1 = await b.peer("cue1")
+        gw = await b.gateway(cls)
+        gw.establish_link(b.client("cue1"))
+        gw.request_configuration()
+        await asyncio.sleep(QUIET_S)
+        pc5 = [m for m, _ in cue1.received]
+        holder.append(OwnConfig(list(scms.received), gw.own_configuration(), pc5, b.topology.address("sut.uu")))
+
+    run(test)
+    return holder[0]
+
+
+def test_gateway_requests_and_applies_its_own_configuration() -> None:
+    """A CON GET from the network side for the single-UE resource with its own UE id; the 2.05
+    document is applied; nothing goes to the PC5 side, nothing is cached."""
+    doc = {"MSGin5G-Server-address": "coap://msgin5g-server.example:65401", "MSGin5G-UE-Service-id": "svc-gw"}
+    out = own_config_scenario(ReferenceGateway, own_answer(Code.CONTENT, doc))
+    ((req, src),) = [(m, a) for m, a in out.scms if is_request(m.code)]
+    assert src == out.uu
+    assert (req.mtype, req.code, len(req.token)) == (MessageType.CON, Code.GET, 4)
+    assert req.uri_path() == PROFILE.single_path
+    assert req.uri_query() == [f"ue-uri={PROFILE.sut_ue_address}"]
+    assert recipient_of(req) == PROFILE.scm_s_address
+    assert out.own == {"status": "2.05", "configuration": doc}
+    assert out.pc5 == []
+
+
+@pytest.mark.parametrize(
+    ("code", "doc", "status"),
+    [(Code.FORBIDDEN, None, "4.03"), (Code.NOT_FOUND, None, "4.04"), (Code.CONTENT, {"Segment-size": 0}, "invalid")],
+)
+def test_gateway_records_its_own_failures(code: Code, doc: Any, status: str) -> None:
+    """4.03 and 4.04 are recorded; a document that fails the configuration schema is not applied."""
+    out = own_config_scenario(ReferenceGateway, own_answer(code, doc))
+    assert out.own == {"status": status, "configuration": None}
+    assert out.pc5 == []
+
+
+def test_gateway_ignores_a_stale_answer_to_its_own_request() -> None:
+    """A 2.05 on another token, or from another endpoint than the SCM-S, changes nothing."""
+    doc = {"MSGin5G-Server-address": "coap://x.example", "MSGin5G-UE-Service-id": "svc-gw"}
+
+    async def test(b: Bench) -> None:
+        scms = await b.peer("scms")
+        relay = await b.peer("relay")
+        gw = await b.gateway()
+        gw.request_configuration()
+        await wait_until(lambda: bool(scms.requests()))
+        token = scms.requests()[0].token
+        uu = b.topology.address("sut.uu")
+        stale = CoapMessage(MessageType.CON, Code.CONTENT, 0, b"\xee" * 4, ((OptionNumber.CONTENT_FORMAT, b"\x32"),))
+        scms.node.send(dataclasses.replace(stale, payload=json.dumps(doc).encode()), uu)
+        relay.node.send(dataclasses.replace(stale, token=token, payload=json.dumps(doc).encode()), uu)
+        await wait_until(lambda: sum("ignored" in line for line in gw.log) == 2)
+        assert gw.own_configuration() == {"status": "none", "configuration": None}
+        scms.node.send(dataclasses.replace(stale, token=token, payload=json.dumps(doc).encode()), uu)
+        await wait_until(lambda: gw.own_configuration()["status"] == "2.05")
+
+    run(test)
+
+
 def test_adapter_runs_both_new_roles() -> None:
     """The reference adapter builds, starts and stops the gateway and the constrained UE."""
 
@@ -447,6 +541,10 @@ def test_adapter_runs_both_new_roles() -> None:
             assert isinstance(gw.impl, ReferenceGateway)
             await gw.establish_link(b.client("cue1"))
             await gw.send_bulk_now()
+            # its own configuration client: the same upper-tester operations as a constrained UE's
+            assert await gw.read_configuration() == {"status": "none", "configuration": None}
+            await gw.request_configuration()
+            assert gw.impl.own_token is not None
             await gw.close()
             ue = await adapter.open_case(b.world_for("constrained-ue"))
             assert await ue.read_configuration() == {"status": "none", "configuration": None}
@@ -739,6 +837,25 @@ def test_gw_duplicate_keys() -> None:
     assert json.loads(body) == PROFILE.document_for("cue1")  # a lenient parser keeps the last
 
 
+def test_gw_never_asks_own_config() -> None:
+    out = own_config_scenario(faulty_gateway.NeverAsksOwnConfig, own_answer(Code.NOT_FOUND))
+    assert out.scms == [] and out.own == {"status": "none", "configuration": None}
+
+
+def test_gw_own_config_no_ue_id() -> None:
+    out = own_config_scenario(faulty_gateway.OwnConfigNoUeId, own_answer(Code.NOT_FOUND))
+    (req,) = [m for m, _ in out.scms if is_request(m.code)]
+    assert req.uri_path() == PROFILE.single_path and req.uri_query() == []
+    assert out.own["status"] == "4.04"
+
+
+def test_gw_own_config_on_bulk_path() -> None:
+    out = own_config_scenario(faulty_gateway.OwnConfigOnBulkPath, own_answer(Code.NOT_FOUND))
+    (req,) = [m for m, _ in out.scms if is_request(m.code)]
+    assert req.uri_path() == PROFILE.bulk_path
+    assert req.uri_query() == [f"ue-uri={PROFILE.sut_ue_address}"]
+
+
 def test_every_gateway_variant_is_tested() -> None:
     assert len(faulty_gateway.VARIANTS) >= 8
     tested = {name[len("test_") :].replace("_", "-") for name in globals() if name.startswith("test_gw_")}
@@ -805,6 +922,42 @@ def test_cue_also_direct_to_scms() -> None:
         ue.request_configuration()
         await wait_until(lambda: bool(relay.requests()) and bool(scms.requests()))
         assert relay.requests()[0].token == scms.requests()[0].token
+
+    run(test)
+
+
+def test_cue_applies_invalid() -> None:
+    """A 2.05 whose document fails the configuration schema is applied anyway."""
+    bad = {"MSGin5G-Server-address": "coap://x.example", "Segment-size": "large"}
+    _, applied = cue_scenario(
+        faulty_cue.AppliesInvalid, lambda t: [relay_response(t, Code.CONTENT, PROFILE.sut_ue_address, bad)]
+    )
+    assert applied == {"status": "2.05", "configuration": bad}
+
+
+def test_cue_repeats_get() -> None:
+    """100 ms after its GET, and after the 2.05 it applied, the same request goes out again: a new
+    message (another Message ID), the same token."""
+    doc = PROFILE.document_for("sut")
+    seen, applied = cue_scenario(
+        faulty_cue.RepeatsGet, lambda t: [relay_response(t, Code.CONTENT, PROFILE.sut_ue_address, doc)]
+    )
+    gets = [m for m, _ in seen if is_request(m.code)]
+    assert len(gets) == 2 and gets[0].token == gets[1].token and gets[0].mid != gets[1].mid
+    assert applied == {"status": "2.05", "configuration": doc}
+
+
+def test_cue_direct_to_scms() -> None:
+    """The GET goes to the SCM-S's address only; the relay sees nothing."""
+
+    async def test(b: Bench) -> None:
+        relay, scms = await b.peer("relay"), await b.peer("scms")
+        ue = await b.cue(faulty_cue.DirectToScms)
+        ue.request_configuration()
+        await wait_until(lambda: bool(scms.requests()))
+        await asyncio.sleep(QUIET_S)
+        assert relay.received == []
+        assert scms.requests()[0].uri_path() == PROFILE.single_path
 
     run(test)
 

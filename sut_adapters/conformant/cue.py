@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any, ClassVar
 
 from msgin5g_conformance.wire.capture.record import Address
 from msgin5g_conformance.wire.codec import CoapMessage
-from msgin5g_conformance.wire.numbers import OptionNumber
+from msgin5g_conformance.wire.numbers import Code, MessageType, OptionNumber
 from sut_adapters.reference.common import RoleContext
 from sut_adapters.reference.cue import Option, ReferenceConstrainedUE
 
@@ -49,6 +50,18 @@ class KeepsConfiguration(ReferenceConstrainedUE):
         self.state = {"status": "none", "configuration": dict(self.FACTORY)}
 
 
+class NonRequest(ReferenceConstrainedUE):
+    """Sends its configuration GET as a Non-confirmable message: RFC 7252 2.1 and 5.2.3 let a request
+    be carried in a NON message, and neither 6.2.2.2 nor 6.2.1.2 asks for a CON. Nothing is
+    retransmitted (RFC 7252 4.3), so the one request and its answer are all the traffic."""
+
+    def request_configuration(self) -> None:
+        self.token = os.urandom(4)
+        request = CoapMessage(MessageType.NON, Code.GET, 0, self.token, self.request_options())
+        self.sending_node().send(request, self.env.relay)
+        self.note(f"sent configuration GET (NON) token={self.token.hex()} to the relay at {self.env.relay}")
+
+
 VARIANTS: dict[str, tuple[type[ReferenceConstrainedUE], str]] = {
     "cue-sends-vendor-type": (
         SendsVendorType,
@@ -59,5 +72,9 @@ VARIANTS: dict[str, tuple[type[ReferenceConstrainedUE], str]] = {
     "cue-keeps-configuration": (
         KeepsConfiguration,
         "TS 24.538 6.2.2.2: the UE handles a 4.03/4.04 per 6.2.1.2; nothing makes it drop the configuration in force",
+    ),
+    "cue-non-request": (
+        NonRequest,
+        "RFC 7252 2.1, 5.2.3: a request may be carried in a NON message; TS 24.538 6.2.2.2 names no message type",
     ),
 }

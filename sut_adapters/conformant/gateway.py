@@ -6,7 +6,7 @@ from dataclasses import replace
 from typing import Any, ClassVar
 
 from msgin5g_conformance.wire.numbers import MessageType
-from sut_adapters.reference.gateway import BulkExchange, CachedRequest, ReferenceGateway
+from sut_adapters.reference.gateway import BulkExchange, CachedRequest, Option, ReferenceGateway
 
 
 class VendorPerUe(ReferenceGateway):
@@ -57,6 +57,16 @@ class ReadsById(ReferenceGateway):
         return [{"ue-uri": ue_id, **item} for ue_id, item in doc.items()]
 
 
+class OwnConfigNoRecipient(ReferenceGateway):
+    """Sends its own configuration GET without the recipient option: the Gateway UE reaches the
+    SCM-S itself (6.2.2.x: its configuration management client "as specified in" TS 24.546, whose
+    request has no recipient option); only a request the Relay UE routes names its recipient
+    (6.2.2.1)."""
+
+    def own_config_options(self) -> tuple[Option, ...]:
+        return tuple(o for o in super().own_config_options() if o[0] != self.profile.recipient_option)
+
+
 VARIANTS: dict[str, tuple[type[ReferenceGateway], str]] = {
     "gw-vendor-per-ue": (
         VendorPerUe,
@@ -76,5 +86,10 @@ VARIANTS: dict[str, tuple[type[ReferenceGateway], str]] = {
         ReadsById,
         "TS 24.538 6.2.2.x refers the bulk data's JSON Schema to 7.3.2.1 (not available): another shape "
         "is as legal (profile bulk_response_shape: by-id)",
+    ),
+    "gw-own-config-no-recipient": (
+        OwnConfigNoRecipient,
+        "TS 24.538 6.2.2.x: the Gateway UE's own client works 'as specified in' TS 24.546, whose GET names no "
+        "recipient; the recipient option routes what a Relay UE relays (6.2.2.1)",
     ),
 }

@@ -12,8 +12,8 @@ import dataclasses
 import json
 from typing import Any
 
-from msgin5g_conformance.wire.numbers import Code
-from sut_adapters.reference.gateway import BulkExchange, CachedRequest, ReferenceGateway
+from msgin5g_conformance.wire.numbers import Code, OptionNumber
+from sut_adapters.reference.gateway import BulkExchange, CachedRequest, Option, ReferenceGateway
 
 
 class OmitsOneUe(ReferenceGateway):
@@ -160,6 +160,31 @@ class DuplicateKeys(ReferenceGateway):
         return b"{" + decoy + b"," + body[1:]
 
 
+class NeverAsksOwnConfig(ReferenceGateway):
+    """Breaks REQ-GW-CFG-1 (a SHOULD): accepts the upper tester's request for its own configuration
+    but never sends the configuration GET (no configuration management client behind it)."""
+
+    def request_configuration(self) -> None:
+        self.note("(faulty) no configuration management client: its own configuration GET is not sent")
+
+
+class OwnConfigNoUeId(ReferenceGateway):
+    """Breaks REQ-GW-CFG-1 (a SHOULD): its own configuration GET names no UE (no ue-uri): the VAL UE
+    ID of a Get VAL UE configuration request is mandatory (TS 23.434 table 11.3.2.1-1)."""
+
+    def own_config_options(self) -> tuple[Option, ...]:
+        return tuple(o for o in super().own_config_options() if o[0] != OptionNumber.URI_QUERY)
+
+
+class OwnConfigOnBulkPath(ReferenceGateway):
+    """Breaks REQ-GW-CFG-1 (a SHOULD): asks for its own configuration on the bulk configuration
+    resource (.../{bulkConfFlag}), which 6.2.2.x reserves for the cached requests of the constrained
+    UEs, instead of the single-UE resource of TS 24.546 C.3.1."""
+
+    def own_config_path(self) -> list[str]:
+        return list(self.profile.bulk_path)
+
+
 VARIANTS: dict[str, tuple[type[ReferenceGateway], str]] = {
     "gw-omits-one-ue": (OmitsOneUe, "REQ-GW-BULK-1"),
     "gw-lists-one-twice": (ListsOneTwice, "REQ-GW-BULK-1"),
@@ -175,4 +200,7 @@ VARIANTS: dict[str, tuple[type[ReferenceGateway], str]] = {
     "gw-copies-to-idle-ue": (CopiesToIdleUe, "REQ-GW-BULK-2"),
     "gw-float-numbers": (FloatNumbers, "REQ-GW-BULK-2"),
     "gw-duplicate-keys": (DuplicateKeys, "REQ-GW-BULK-2"),
+    "gw-never-asks-own-config": (NeverAsksOwnConfig, "REQ-GW-CFG-1"),
+    "gw-own-config-no-ue-id": (OwnConfigNoUeId, "REQ-GW-CFG-1"),
+    "gw-own-config-on-bulk-path": (OwnConfigOnBulkPath, "REQ-GW-CFG-1"),
 }

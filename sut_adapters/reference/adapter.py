@@ -60,13 +60,15 @@ class ReferenceCase:
         self._as((ReferenceRelay, ReferenceGateway), "release_link").release_link(client)
 
     async def request_configuration(self) -> None:
-        self._as(ReferenceConstrainedUE, "request_configuration").request_configuration()
+        # The constrained UE's request via the relay (6.2.2.2), or the Gateway UE's own (6.2.2.x).
+        self._as((ReferenceConstrainedUE, ReferenceGateway), "request_configuration").request_configuration()
 
     async def send_bulk_now(self) -> None:
         self._as(ReferenceGateway, "send_bulk_now").send_bulk_now()
 
     async def read_configuration(self) -> Any:
-        return self._as(ReferenceConstrainedUE, "read_configuration").applied()
+        impl = self._as((ReferenceConstrainedUE, ReferenceGateway), "read_configuration")
+        return impl.own_configuration() if isinstance(impl, ReferenceGateway) else impl.applied()
 
     def log_text(self) -> str:
         return "\n".join(self.impl.log)

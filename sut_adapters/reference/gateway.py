@@ -11,12 +11,19 @@ it is larger than one block (RFC 7959 Block2), is split: each waiting UE gets it
 (its own result code, its own configuration document) with the token of its own request and the
 recipient option naming it.
 
+Its own configuration (6.2.2.x: the Gateway UE "should support the configuration management client
+functionality", here collocated): on the upper tester's ``request_configuration`` it sends, from its
+network side, the configuration GET of an ordinary MSGin5G UE (TS 24.538 6.2.1.2, TS 24.546 C.3.1:
+the single-UE resource, ``ue-uri=<its own UE id>``) and applies a valid 2.05 document as its own
+configuration (``read_configuration``); 4.03/4.04 are recorded. None of it touches the PC5 side.
+
 Every decision is a method, so that a faulty variant overrides exactly one of them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import os
 from dataclasses import dataclass, field
@@ -30,6 +37,7 @@ from msgin5g_conformance.wire.numbers import (
     MessageType,
     OptionNumber,
     code_name,
+    code_to_str,
     decode_uint,
     encode_uint,
     is_request,
@@ -94,6 +102,10 @@ class ReferenceGateway(EndpointRules, LinkTable):
         self.uu: CoapNode | None = None
         self._max_wait: asyncio.TimerHandle | None = None
         self._bulk_validator = file_validator(str(self.profile.bulk_response_schema_path))
+        self._config_validator = file_validator(str(self.profile.config_schema_path))
+        # Its own configuration client (6.2.2.x): the outstanding request's token and what it applied.
+        self.own_token: bytes | None = None
+        self.own_state: dict[str, Any] = {"status": "none", "configuration": None}
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -213,6 +225,65 @@ class ReferenceGateway(EndpointRules, LinkTable):
         self.pc5.send(response, entry.endpoint)
         self.note(f"sent {code_name(code)} token={entry.token.hex()} to {entry.ue_id} at {entry.endpoint}")
 
+    # -- its own configuration (6.2.2.x: the configuration management client functionality) ----
+
+    def own_ue_id(self) -> str:
+        """The Gateway UE's own MSGin5G UE id (VAL UE ID): the profile's id of the UE under test."""
+        return self.profile.sut_ue_address
+
+    def own_config_path(self) -> list[str]:
+        """The single-UE configuration resource (TS 24.546 C.3.1), as any MSGin5G UE asks (6.2.1.2)."""
+        return list(self.profile.single_path)
+
+    def own_config_options(self) -> tuple[Option, ...]:
+        p = self.profile
+        # The recipient option is not required here (the Gateway UE reaches the SCM-S itself, no
+        # relay routes the request); it carries the SCM-S as the gateway's bulk GETs do.
+        options: list[Option] = [(p.recipient_option, p.scm_s_address.encode("utf-8"))]
+        options += [(OptionNumber.URI_PATH, s.encode("utf-8")) for s in self.own_config_path()]
+        options.append((OptionNumber.URI_QUERY, f"{p.query_ue_ids}={self.own_ue_id()}".encode()))
+        return _ordered(options)
+
+    def request_configuration(self) -> None:
+        """Ask the SCM-S for the Gateway UE's own configuration now (upper tester)."""
+        assert self.uu is not None
+        self.own_token = self.new_token()
+        request = CoapMessage(MessageType.CON, Code.GET, 0, self.own_token, self.own_config_options())
+        self.uu.send(request, self.env.scm_s)
+        self.note(f"sent its own configuration GET token={self.own_token.hex()} to {self.env.scm_s}")
+
+    def own_configuration(self) -> dict[str, Any]:
+        """The last result of its own configuration request and the configuration in force."""
+        return copy.deepcopy(self.own_state)
+
+    def handle_own_answer(self, msg: CoapMessage) -> None:
+        what = f"{code_name(msg.code)} token={msg.token.hex()} to its own configuration GET"
+        self.own_token = None  # answered: a later response on this token is stale
+        bad = self.unknown_critical(msg)
+        if bad:
+            self.note(f"ignored {what}: unrecognised critical option {bad[0]}")  # RFC 7252 5.4.1
+            return
+        if msg.code in (Code.FORBIDDEN, Code.NOT_FOUND):
+            self.own_state = {"status": code_to_str(msg.code), "configuration": self.own_state["configuration"]}
+            self.note(f"recorded {what}: no configuration")
+            return
+        if msg.code != Code.CONTENT:
+            self.note(f"ignored {what}: not 2.05, 4.03 or 4.04")
+            return
+        try:
+            doc = json.loads(msg.payload)
+        except ValueError as exc:
+            self.own_state = {"status": "invalid", "configuration": self.own_state["configuration"]}
+            self.note(f"not applied {what}: payload is not JSON ({exc})")
+            return
+        errors = list(self._config_validator.iter_errors(doc))
+        if errors:
+            self.own_state = {"status": "invalid", "configuration": self.own_state["configuration"]}
+            self.note(f"not applied {what}: configuration invalid: {errors[0].message}")
+            return
+        self.own_state = {"status": "2.05", "configuration": doc}
+        self.note(f"applied its own configuration from {what}")
+
     # -- PC5 side -----------------------------------------------------------------------------
 
     def on_pc5(self, node: CoapNode, msg: CoapMessage, src: Address) -> None:
@@ -303,6 +374,9 @@ class ReferenceGateway(EndpointRules, LinkTable):
         if not is_response(msg.code):
             return
         # RFC 7252 5.3.2: a response matches by token and comes from the endpoint asked.
+        if self.own_token is not None and msg.token == self.own_token and src == self.env.scm_s:
+            self.handle_own_answer(msg)
+            return
         exchange = self.outstanding.get(msg.token)
         if exchange is None or src != self.env.scm_s:
             self.note(f"ignored {code_name(msg.code)} token={msg.token.hex()} from {src}: no matching bulk GET")

@@ -26,6 +26,14 @@ UNDER_READINGS: list[tuple[str, dict[str, str], str, dict[str, str]]] = [
 COAP: dict[str, dict[str, dict[str, str]]] = coap.EXPECTED
 
 
+# SHOULD cases: no variant fails them, a variant that breaks the SHOULD passes them with a recorded
+# deviation (a warning): (SUT, case id) for each, from the gateway and coap tables.
+DEVIATIONS: list[tuple[str, str]] = sorted(
+    {(sut, cid) for sut, cases in gateway.DEVIATIONS.items() for cid in cases}
+    | {(sut, cid) for by_sut in coap.DEVIATIONS.values() for sut, cases in by_sut.items() for cid in cases}
+)
+
+
 def _label(sut: str, readings: dict[str, str]) -> str:
     if not readings:
         return sut
@@ -34,7 +42,8 @@ def _label(sut: str, readings: dict[str, str]) -> str:
 
 def proven_cases() -> dict[str, list[str]]:
     """Case id -> the faulty variants the self-test expects to fail it (with the readings a variant
-    needs, when it breaks a profile reading), for every case some variant fails."""
+    needs, when it breaks a profile reading; for a SHOULD case, the variants it records a deviation
+    of), for every case some variant fails or deviates."""
     out: dict[str, set[str]] = {}
 
     def add(sut: str, cases: dict[str, str], readings: dict[str, str]) -> None:
@@ -48,6 +57,8 @@ def proven_cases() -> dict[str, list[str]]:
                 add(sut, cases, {})
     for _, readings, sut, cases in UNDER_READINGS:
         add(sut, cases, readings)
+    for sut, cid in DEVIATIONS:
+        out.setdefault(cid, set()).add(f"{sut} (a SHOULD: deviation)")
     return {cid: sorted(suts) for cid, suts in sorted(out.items())}
 
 

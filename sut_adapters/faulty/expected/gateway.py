@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+# The bulk configuration cases (6.2.2.x's MAY); the Gateway UE's own configuration cases (GW-CFG-*)
+# are a SHOULD, so no variant fails them: see DEVIATIONS.
 GW_ALL = [
     "GW-BULK-001",
     "GW-BULK-002",
@@ -45,4 +47,19 @@ EXPECTED: dict[str, dict[str, str]] = {
     # JSON judged by type and without repeated keys: wherever a document reaches a UE.
     "faulty:gw-float-numbers": dict.fromkeys(GW_ALL, "fail"),
     "faulty:gw-duplicate-keys": dict.fromkeys(GW_ALL, "fail"),
+    # REQ-GW-CFG-1 is a SHOULD ("should support the configuration management client functionality"):
+    # its cases pass with a recorded deviation, never fail (tests/test_gateway_own_config.py).
+    "faulty:gw-never-asks-own-config": {},
+    "faulty:gw-own-config-no-ue-id": {},
+    "faulty:gw-own-config-on-bulk-path": {},
+}
+
+# SUT -> the GW-CFG cases it must pass with a recorded deviation deciding REQ-GW-CFG-1 (the other
+# GW-CFG cases pass without one); tests/test_gateway_own_config.py checks it.
+DEVIATIONS: dict[str, set[str]] = {
+    "reference": set(),
+    "faulty:gw-never-asks-own-config": {"GW-CFG-001", "GW-CFG-002"},  # nothing asked, nothing handled
+    "faulty:gw-own-config-no-ue-id": {"GW-CFG-001"},  # the SCM-S still answers it 4.04
+    # the bulk answer it gets is no configuration document: nothing handled as 4.04 either
+    "faulty:gw-own-config-on-bulk-path": {"GW-CFG-001", "GW-CFG-002"},
 }
