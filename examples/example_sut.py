@@ -16,7 +16,9 @@ Roles (chosen by the ``reset`` operation):
   discarded. A request with an unrecognised critical option gets 4.02 (RFC 7252 5.4.1).
 * ``gateway`` (6.2.2.x, bulk): configuration GETs are cached and sent as one bulk GET (at
   ``min_batch`` requests, after ``max_wait_ms``, or on ``send_bulk_now``); the answer, fetched
-  block-wise when needed (RFC 7959 Block2), is split into one response per constrained UE.
+  block-wise when needed (RFC 7959 Block2), is split into one response per constrained UE. On
+  ``request_configuration`` it asks the SCM-S for its own configuration (6.2.2.x: "should support
+  the configuration management client functionality"), which ``read_configuration`` reads back.
 * ``constrained-ue`` (6.2.2.2): sends its configuration GET to the relay on request, and handles
   a 2.05/4.03/4.04 whose recipient option is its own UE id and whose token is its request's.
 
@@ -372,6 +374,8 @@ class Endpoint(asyncio.DatagramProtocol):
         self.current: tuple[Address, Message] | None = None
         self.piggyback: Message | None = None
         self.reset_current = False  # set by a handler: answer the CON being handled with a Reset
+        # RFC 7252 5.3.2, 5.4.1: why a response is rejected here (None: it is not), set by the role
+        self.rejects: Callable[[Message], str | None] = lambda msg: None
 
     async def open(self, address: Address) -> None:
         loop = asyncio.get_running_loop()
@@ -410,8 +414,23 @@ class Endpoint(asyncio.DatagramProtocol):
         src: Address = (str(addr[0]), int(addr[1]))
         try:
             msg = decode(data)
+            if msg.code >> 5 in (1, 6, 7):
+                raise ValueError(f"reserved code class {msg.code >> 5}")
         except ValueError as exc:
-            log(f"{self.name}: ignored a malformed datagram from {src}: {exc}")
+            # RFC 7252 3: another version is silently ignored; 4.2: a CON with a format error or a
+            # reserved class is rejected with a Reset; 4.3: anything else malformed is ignored
+            if len(data) >= 4 and data[0] >> 6 == 1 and (data[0] >> 4) & 3 == CON:
+                self._sendto(encode(Message(RST, 0, int.from_bytes(data[2:4], "big"))), src)
+            log(f"{self.name}: rejected a malformed datagram from {src}: {exc}")
+            return
+        if (msg.mtype == ACK and is_request(msg.code)) or (msg.mtype == RST and msg.code != 0):
+            log(f"{self.name}: ignored {msg.describe()} from {src} (RFC 7252 4.2)")
+            return
+        why = self.rejects(msg) if msg.mtype in (CON, NON) and is_response(msg.code) else None
+        if why is not None:  # RFC 7252 5.3.2, 5.4.1: a response rejected (a Reset for a CON)
+            if msg.mtype == CON:
+                self._sendto(encode(Message(RST, 0, msg.mid)), src)
+            log(f"{self.name}: rejected {msg.describe()} from {src}: {why}")
             return
         if msg.mtype in (ACK, RST):
             timer = self.unacked.pop((src, msg.mid), None)
@@ -496,6 +515,7 @@ class Role:
 
     async def open(self, node: str, handler: Handler) -> Endpoint:
         endpoint = Endpoint(f"{self.name}/{node}", self.s, handler)
+        endpoint.rejects = lambda msg: self.rejects_response(node, msg)
         await endpoint.open(self.s.endpoints[node])
         self.endpoints.append(endpoint)
         return endpoint
@@ -531,6 +551,15 @@ class Role:
         if self.has_fault("ignores-port"):
             return True
         return self.s.port_match == "destination" or src[1] == self.s.port
+
+    def rejects_response(self, node: str, msg: Message) -> str | None:
+        """Why a CON/NON response is rejected at endpoint ``node``: the PC5 side sends no request
+        to its clients, so a response there is unexpected (RFC 7252 5.3.2); elsewhere, one with
+        an unrecognised critical option (5.4.1)."""
+        if node == "sut.pc5":
+            return "no response is expected on the PC5 side"
+        bad = self.unknown_critical(msg)
+        return f"unrecognised critical option {bad[0]}" if bad else None
 
     def unknown_critical(self, msg: Message) -> list[int]:
         if self.has_fault("ignores-critical-option"):
@@ -688,6 +717,9 @@ class Gateway(Role):
         self.outstanding: dict[bytes, Bulk] = {}
         self.bulks: list[Bulk] = []
         self.max_wait: asyncio.TimerHandle | None = None
+        # its own configuration client (6.2.2.x: "should support"), collocated
+        self.own_token: bytes | None = None
+        self.own_state: dict[str, Any] = {"status": "none", "configuration": None}
 
     async def start(self) -> None:
         self.pc5 = await self.open("sut.pc5", self.on_pc5)
@@ -706,6 +738,37 @@ class Gateway(Role):
 
     def release_link(self, client: dict[str, Any]) -> None:
         self.note(f"one-to-one link released with {client['address']}")
+
+    # -- its own configuration: the GET of any MSGin5G UE (6.2.1.2), from the network side ----
+
+    def request_configuration(self) -> None:
+        s = self.s
+        self.own_token = os.urandom(4)
+        options: list[Option] = [(s.recipient_option, s.scm_s.encode("utf-8"))]
+        options += [(URI_PATH, segment.encode("utf-8")) for segment in s.single_path]
+        options.append((URI_QUERY, f"{s.query_ue_ids}={s.sut_ue}".encode()))
+        self.uu.send(Message(CON, GET, 0, self.own_token, options), s.peers["scms"])
+        self.note(f"sent its own configuration GET token={self.own_token.hex()} to the SCM-S")
+
+    def read_configuration(self) -> dict[str, Any]:
+        copy: dict[str, Any] = json.loads(json.dumps(self.own_state))
+        return copy
+
+    def handle_own_answer(self, msg: Message) -> None:
+        self.own_token = None
+        in_force = self.own_state["configuration"]
+        if msg.code in (FORBIDDEN, NOT_FOUND):
+            self.own_state = {"status": code_text(msg.code), "configuration": in_force}
+        elif msg.code == CONTENT:
+            try:
+                doc = json.loads(msg.payload)
+            except ValueError:
+                doc = None
+            if doc is None or schema_problem(doc, self.s.config_schema):
+                self.own_state = {"status": "invalid", "configuration": in_force}
+            else:
+                self.own_state = {"status": "2.05", "configuration": doc}
+        self.note(f"handled {code_text(msg.code)} to its own configuration GET: {self.own_state['status']}")
 
     def query(self, msg: Message, name: str) -> list[str]:
         prefix = name + "="
@@ -806,6 +869,9 @@ class Gateway(Role):
                 self.reject(endpoint, msg, src, BAD_OPTION, f"unrecognised critical option {bad[0]}")
             return
         if not is_response(msg.code):
+            return
+        if self.own_token is not None and msg.token == self.own_token and src == self.s.peers["scms"]:
+            self.handle_own_answer(msg)
             return
         bulk = self.outstanding.pop(msg.token, None)
         if bulk is None or src != self.s.peers["scms"]:
