@@ -99,8 +99,9 @@ def main() -> int:
         for name, path in files(Path(tmp)).items():
             seconds, traced, rss, first = measure(path)
             print(f"{name:<18} {seconds:8.3f} {traced:8.2f} {rss:7.1f}  {first[:100]}")
-    print("seconds: the load_file call alone; load MB: what a second, traced call allocated at its peak; RSS MB: the largest child")
-    print("process so far (a fresh interpreter with the loader imported), so at most that file's own peak")
+    print("seconds: the load_file call alone; load MB: what a second, traced call allocated at its peak;")
+    print("RSS MB: the largest child process so far (a fresh interpreter with the loader imported),")
+    print("so at most that file's own peak")
     return 0
 
 

@@ -28,11 +28,11 @@ from msgin5g_conformance.world.profile import load_profile
 REPO = Path(__file__).resolve().parents[1]
 TESTCASES = REPO / "testcases"
 SHIPPED = sorted(TESTCASES.rglob("*.yaml"))
-SHIPPED_COUNT = 26
+SHIPPED_COUNT = 58  # 27 relay, 11 gateway, 7 constrained-ue, 13 coap
 LIST_NEEDS_A_PROFILE = (
     "engine bug: cli.cmd_list loads each case with load_testcase(f) and no profile (list has no --profile), "
     "so GW-BULK-002's `nodes: cue1..cue{min_batch}` fails with 'cue{min_batch} needs a profile': "
-    "list prints 25 of the 26 shipped cases, reports GW-BULK-002 as broken and exits 1"
+    "list prints all but one of the shipped cases, reports GW-BULK-002 as broken and exits 1"
 )
 GOOD = TESTCASES / "relay" / "RELAY-DL-001.yaml"
 DEFAULT_PROFILE = resources.files("msgin5g_conformance.data").joinpath("default-profile.yaml").read_text()
@@ -70,15 +70,15 @@ def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_lint_shipped_cases(capsys: pytest.CaptureFixture[str]) -> None:
-    """`lint testcases` passes all 26 shipped cases (three role folders) and says how many files it checked."""
+    """`lint testcases` passes every shipped case (four folders) and says how many files it checked."""
     assert len(SHIPPED) == SHIPPED_COUNT
     assert cli.main(["lint", str(TESTCASES)]) == 0
     out, err = capsys.readouterr()
-    assert out.strip() == "26 file(s) checked, 0 with problems, 0 problem(s)"
+    assert out.strip() == f"{SHIPPED_COUNT} file(s) checked, 0 with problems, 0 problem(s)"
     assert err == ""
 
 
-@pytest.mark.parametrize(("role", "count"), [("relay", 12), ("gateway", 9), ("constrained-ue", 5)])
+@pytest.mark.parametrize(("role", "count"), [("relay", 27), ("gateway", 11), ("constrained-ue", 7), ("coap", 13)])
 def test_lint_one_role_folder(role: str, count: int, capsys: pytest.CaptureFixture[str]) -> None:
     """`lint testcases/ROLE` checks that role's folder only."""
     assert cli.main(["lint", str(TESTCASES / role)]) == 0
@@ -90,7 +90,7 @@ def test_lint_with_a_profile(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     profile = tmp_path / "lab-profile.yaml"
     profile.write_text(DEFAULT_PROFILE.replace("name: default", "name: lab"), encoding="utf-8")
     assert cli.main(["lint", "--profile", str(profile), str(TESTCASES)]) == 0
-    assert capsys.readouterr().out.strip() == "26 file(s) checked, 0 with problems, 0 problem(s)"
+    assert capsys.readouterr().out.strip() == f"{SHIPPED_COUNT} file(s) checked, 0 with problems, 0 problem(s)"
 
 
 def test_lint_with_a_profile_checks_min_batch_ranges(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -165,7 +165,7 @@ def test_lint_empty_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
 
 
 def test_list_prints_every_id(capsys: pytest.CaptureFixture[str]) -> None:
-    """`list PATH` prints one line per case, id first, for all 26 shipped cases, and exits 0."""
+    """`list PATH` prints one line per case file, id first, for every shipped case, and exits 0."""
     code = cli.main(["list", str(TESTCASES)])
     out, err = capsys.readouterr()
     assert [line.split()[0] for line in out.splitlines()] == [p.stem for p in SHIPPED]
@@ -204,10 +204,11 @@ def test_list_defaults_to_testcases_in_the_working_directory(
 
 
 def test_list_role_filter(capsys: pytest.CaptureFixture[str]) -> None:
-    """`list --role gateway` lists exactly the 9 gateway cases."""
+    """`list --role gateway` lists exactly the gateway cases and the gateway runs of the coap cases."""
     code = cli.main(["list", "--role", "gateway", str(TESTCASES)])
     out, err = capsys.readouterr()
-    assert [line.split()[:2] for line in out.splitlines()] == [
+    coap = [[f"{p.stem}[gateway]", "gateway"] for p in sorted((TESTCASES / "coap").glob("*.yaml"))]
+    assert [line.split()[:2] for line in out.splitlines()] == coap + [
         [p.stem, "gateway"] for p in sorted((TESTCASES / "gateway").glob("*.yaml"))
     ]
     assert (code, err) == (0, "")

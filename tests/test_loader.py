@@ -33,7 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHIPPED = sorted((REPO / "testcases").rglob("*.yaml"))
 PROFILE = load_profile()
 DEFAULT_PROFILE_TEXT = resources.files("msgin5g_conformance.data").joinpath("default-profile.yaml").read_text("utf-8")
-ROLE_FOLDERS = {"relay": 12, "gateway": 9, "constrained-ue": 5}
+ROLE_FOLDERS = {"relay": 27, "gateway": 11, "constrained-ue": 7, "coap": 13}  # coap: role any
 
 # A small valid relay case; each test breaks one thing in a copy of it.
 BASE = """\
@@ -119,8 +119,8 @@ def load_error(path: Path) -> str:
 
 
 def test_there_are_shipped_test_cases() -> None:
-    """26 shipped cases: 12 relay, 9 gateway, 5 constrained-ue, one folder per role."""
-    assert len(SHIPPED) == 26
+    """58 shipped case files: one folder per role, and coap for the role-independent ones."""
+    assert len(SHIPPED) == sum(ROLE_FOLDERS.values()) == 58
     assert {p.parent.name for p in SHIPPED} == set(ROLE_FOLDERS)
     for role, count in ROLE_FOLDERS.items():
         assert len(list((REPO / "testcases" / role).glob("*.yaml"))) == count, role
@@ -128,15 +128,22 @@ def test_there_are_shipped_test_cases() -> None:
 
 @pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
 def test_shipped_case_role_is_its_folder(path: Path) -> None:
-    """Each shipped case declares the role its folder is named after."""
-    assert loader.load_testcase(path, PROFILE).role == path.parent.name
+    """Each shipped case declares the role its folder is named after; a coap file is one case per
+    role, each named after it (``COAP-VER-001[relay]``)."""
+    cases = loader.load_testcases(path, PROFILE)
+    if path.parent.name == "coap":
+        assert cases and all(c.id == f"{path.stem}[{c.role}]" for c in cases)
+        assert {c.role for c in cases} <= {"relay", "gateway", "constrained-ue"}
+    else:
+        assert [c.role for c in cases] == [path.parent.name]
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
 def test_shipped_case_loads(path: Path) -> None:
-    """Every shipped test case loads against the default profile, and its id is its file name."""
+    """Every shipped test case loads against the default profile, and its id is its file name
+    (with the role, for a role-independent one)."""
     case = loader.load_testcase(path, PROFILE)
-    assert case.id == path.stem
+    assert case.id == (f"{path.stem}[{case.role}]" if path.parent.name == "coap" else path.stem)
     assert case.file == str(path)
     assert case.steps
     assert case.requirements
@@ -253,11 +260,12 @@ BROKEN = [
      "steps[1].expect.payload.schema", "expected a schema file, found no file 'no.json'"),
     ("token-not-hex", SEND_CODE, SEND_CODE.replace('"d3d3"', '"xyz"'), 'token: "xyz"',
      "steps[0].send.token",
-     "expected a token of 0 to 8 bytes in hex (e.g. 'a1b2'), possibly with ${variables}, found 'xyz'"),
+     "expected a token of 0 to 8 bytes in hex, two digits a byte (e.g. 'a1b2'), possibly with ${variables}, "
+     "found 'xyz'"),
     ("bad-node-name", "      at: cue1\n", "      at: cue0\n", "at: cue0",
      "steps[1].expect.at",
      "expected a node name: cue1..cue4000, cue_nolink, scms, scms_alt, relay, sut.pc5, sut.uu, sut.cue "
-     "(or ${each} inside foreach), found 'cue0'"),
+     "(or ${each} inside foreach, ${endpoint} / ${peer} in a role: any case), found 'cue0'"),
     ("release-without-client", "steps:\n", "steps:\n  - upper: {op: release_link}\n", "op: release_link",
      "steps[0].upper", "missing required key 'client' for op release_link"),
     ("bad-id", "id: TEST-LOAD-001", "id: test-load-1", "id: test",
@@ -389,7 +397,7 @@ def test_expect_nothing_cannot_be_nested_in_a_control(tmp_path: Path) -> None:
     assert load_error(path) == (
         f"{path}:{line_of(text, '- expect_nothing: {at')}: "
         "steps[2].expect_nothing.control[0].expect_nothing: "
-        "unknown key 'expect_nothing'; expected one of expect, send, upper"
+        "unknown key 'expect_nothing'; expected one of expect, probe, send, upper"
     )
 
 
@@ -596,11 +604,14 @@ def test_full_case_uses_every_top_level_schema_property() -> None:
     """The all-fields case below really covers every top-level key the schema allows."""
     schema = schemacheck.load_schema("testcase.schema.json")
     document = yaml.safe_load(FULL)
-    assert set(document) == set(schema["properties"])
-    assert set(document["applicability"]) == set(schema["properties"]["applicability"]["properties"])
+    # endpoints is for role: any cases only (tests/test_role_independent.py covers it)
+    assert set(document) == set(schema["properties"]) - {"endpoints"}
+    assert set(document["applicability"]) == set(schema["properties"]["applicability"]["properties"]) - {
+        "role_profile"  # role: any only, like endpoints
+    }
     assert set(document["preconditions"]) == set(schema["properties"]["preconditions"]["properties"])
     kinds = {next(iter(s)) for s in document["steps"]}
-    assert kinds == set(schema["$defs"]["step"]["properties"])
+    assert kinds == set(schema["$defs"]["step"]["properties"]) - {"probe"}  # probe: role: any only
     foreach = next(s["foreach"] for s in document["steps"] if "foreach" in s)
     assert set(foreach) == set(schema["$defs"]["foreach"]["properties"])
 
@@ -793,7 +804,7 @@ FOREACH_BROKEN = [
     ("nested-foreach", "        - send:\n",
      "        - foreach: {nodes: [cue1], steps: [{wait: {ms: 1}}]}\n        - send:\n", "- foreach: {nodes",
      "steps[0].foreach.steps[0].foreach",
-     "unknown key 'foreach'; expected one of expect, expect_nothing, send, upper, wait"),
+     "unknown key 'foreach'; expected one of expect, expect_nothing, probe, send, upper, wait"),
     ("ue-uri-range-in-set", '"${ue_uri.cue1..cue3}"', '"${ue_uri.cue1..cue0}"', "ue_uri",
      "steps[1].expect.options.uri-query.set[0]",
      "${ue_uri.cue1..cue0}: expected a node range such as cue1..cue50, found 'cue1..cue0'"),

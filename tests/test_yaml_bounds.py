@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -23,6 +21,7 @@ from msgin5g_conformance.spec.loader import load_testcase
 from msgin5g_conformance.world.profile import load_profile
 
 from .conftest import ROOT, TESTCASES
+from .test_cli import run_cli
 
 
 def bomb(levels: int = 9) -> str:
@@ -117,14 +116,7 @@ def test_every_kind_of_file_is_bounded(kind: str, tmp_path: Path) -> None:
         args = ["run", "--sut", str(f), str(TESTCASES / "relay" / "RELAY-DL-001.yaml")]
     else:
         args = ["report", "--waivers", str(f), "--reports-dir", str(tmp_path / "reports"), "--no-html"]
-    proc = subprocess.run(
-        [sys.executable, "-m", "msgin5g_conformance.cli", *args],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    proc = run_cli(*args, cwd=tmp_path)
     assert proc.returncode in (1, 2), (proc.returncode, proc.stderr)
     assert "Traceback" not in proc.stderr + proc.stdout
     out = proc.stderr + proc.stdout
@@ -136,14 +128,7 @@ def test_lint_of_a_folder_with_bad_files_checks_the_rest(tmp_path: Path) -> None
     (tmp_path / "RELAY-DL-001.yaml").write_bytes(good)
     for name in ("alias-bomb", "nul", "deep-flow"):
         (tmp_path / f"{name}.yaml").write_bytes(HOSTILE[name][0])
-    proc = subprocess.run(
-        [sys.executable, "-m", "msgin5g_conformance.cli", "lint", str(tmp_path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    proc = run_cli("lint", str(tmp_path), cwd=ROOT)
     assert proc.returncode == 1
     out = proc.stdout + proc.stderr
     assert "4 file(s) checked, 3 with problems" in out, out
