@@ -18,7 +18,6 @@ import errno
 import json
 import math
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -43,10 +42,10 @@ from sut_adapters.faulty import sweep_targets as fragile
 from sut_adapters.reference import ReferenceAdapter
 
 from .conftest import ROOT, profile_with
+from .test_cli import run_cli
 
 PROFILE = load_profile()
 ROLES = ("relay", "gateway", "constrained-ue")
-RUN_TIMEOUT_S = 60
 
 
 def rejected(data: bytes) -> str | None:
@@ -60,18 +59,6 @@ def rejected(data: bytes) -> str | None:
 
 def run_sweep(adapter: Any, role: str, count: int, **kw: Any) -> SweepResult:
     return Sweep(adapter, PROFILE, role, count=count, **kw).run()
-
-
-def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    """The command as a user runs it (a separate process: no traceback may reach the user)."""
-    return subprocess.run(
-        [sys.executable, "-m", "msgin5g_conformance.cli", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=RUN_TIMEOUT_S,
-        check=False,
-    )
 
 
 # --------------------------------------------------------------------------- #

@@ -131,14 +131,8 @@ class CaseRun:
     def client_lookup(self, address: str) -> ClientInfo | None:
         """Which tester client of this case a recipient address names (for SUTs that need a
         directory, and faulty variants that route where they should not)."""
-        template = self.profile.client_address_template
-        head, _, tail = template.partition("{node}")
-        if not (address.startswith(head) and address.endswith(tail) and len(address) > len(head) + len(tail)):
-            return None
-        node = address[len(head) : len(address) - len(tail)] if tail else address[len(head) :]
-        if not nodes.is_tester_node(node) or node.startswith("scms"):
-            return None
-        return ClientInfo(node, address, self.addresses.address(node))
+        node = nodes.client_node(self.profile.client_address_template, address)
+        return ClientInfo(node, address, self.addresses.address(node)) if node is not None else None
 
     def _node_for_ue(self, ue_id: str) -> str | None:
         info = self.client_lookup(ue_id)

@@ -88,6 +88,18 @@ def is_tester_node(name: str) -> bool:
     return k is not None and not k.sut
 
 
+def client_node(template: str, address: str) -> str | None:
+    """The tester client node a recipient address names under the profile's client address
+    template (``{node}.msgin5g.example``), or None: exact match only, never the SCM-S."""
+    head, _, tail = template.partition("{node}")
+    if not (address.startswith(head) and address.endswith(tail) and len(address) > len(head) + len(tail)):
+        return None
+    node = address[len(head) : len(address) - len(tail)] if tail else address[len(head) :]
+    if not is_tester_node(node) or node.startswith("scms"):
+        return None
+    return node
+
+
 def is_sut_endpoint(name: str) -> bool:
     return name in ALL_SUT_ENDPOINTS
 
