@@ -213,7 +213,7 @@ def build(
     proven = proven_cases()
 
     def proven_by(cid: str) -> list[str]:
-        return proven.get(cid.split("[", 1)[0], [])  # a case run once per role: COAP-...[relay]
+        return proven.get(cid) or proven.get(cid.split("[", 1)[0], [])  # COAP-...[relay]: that role's run
 
     cases: dict[str, dict[str, Any]] = {}
     for r in results:

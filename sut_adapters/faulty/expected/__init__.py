@@ -51,10 +51,17 @@ def proven_cases() -> dict[str, list[str]]:
             if verdict == "fail":
                 out.setdefault(cid, set()).add(_label(sut, readings))
 
-    for table in (EXPECTED, COAP):
-        for by_sut in table.values():
-            for sut, cases in by_sut.items():
-                add(sut, cases, {})
+    for by_sut in EXPECTED.values():
+        for sut, cases in by_sut.items():
+            add(sut, cases, {})
+    for role, by_sut in COAP.items():  # by file id, and by the role's run (COAP-VER-001[relay])
+        for sut, cases in by_sut.items():
+            add(sut, cases, {})
+            add(sut, {f"{cid}[{role}]": v for cid, v in cases.items()}, {})
+    for role, devs in coap.DEVIATIONS.items():
+        for sut, cids in devs.items():
+            for cid in cids:
+                out.setdefault(f"{cid}[{role}]", set()).add(f"{sut} (a SHOULD: deviation)")
     for _, readings, sut, cases in UNDER_READINGS:
         add(sut, cases, readings)
     for sut, cid in DEVIATIONS:
