@@ -21,6 +21,7 @@ from msgin5g_conformance.engine.session import Session
 from msgin5g_conformance.engine.verdict import CaseResult, Verdict
 from msgin5g_conformance.errors import DefinitionError, HarnessError, UsageError
 from msgin5g_conformance.report.allure import annotate
+from msgin5g_conformance.report.matrix import MANIFEST
 from msgin5g_conformance.spec.loader import load_testcases
 from msgin5g_conformance.spec.model import TestCase
 from msgin5g_conformance.world.profile import Profile, load_profile
@@ -122,9 +123,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     rep = outcome.get_result()
     if isinstance(item, CaseItem) and rep.skipped and isinstance(rep.longrepr, tuple):
         rep.longrepr = (str(item.path), item.case.line, rep.longrepr[2])
-
-
-MANIFEST = "_collected.json"  # beside the results: every case the run collected (reports read it)
 
 
 def case_record(case: TestCase) -> dict[str, Any]:

@@ -56,6 +56,7 @@ class Located:
     file: str
     data: Any
     lines: dict[PathKey, int] = field(default_factory=dict)
+    text: str = ""  # the source, as read (the bounded read: no second, unbounded one)
 
     def line_of(self, path: Iterable[str | int]) -> int | None:
         key = tuple(path)
@@ -186,7 +187,7 @@ def load_text(text: str, file: str) -> Located:
         raise DefinitionError([Problem(file, None, "", f"YAML syntax: {exc}")]) from None
     finally:
         loader.dispose()
-    return Located(file, data, lines)
+    return Located(file, data, lines, text)
 
 
 def read_bounded(path: Path | str, limit: int = MAX_FILE_BYTES) -> bytes:

@@ -76,15 +76,8 @@ async def run_step(run: CaseRun, step: Step) -> StepResult:
     t0 = time.monotonic()
     unmet = run.unmet_needs(step)
     if unmet is not None:
-        run.not_judged = True
-        r = StepResult(
-            step.index,
-            _KINDS.get(type(step).__name__, "step"),
-            step.line,
-            Verdict.INCONCLUSIVE,
-            f"not judged: it needs step {unmet}, which did not pass",
-            requirements=step.requirements or run.case.requirements,
-        )
+        r = _not_judged(run, step, f"it needs step {unmet}, which did not pass")
+        r.requirements = step.requirements or run.case.requirements
         return r
     try:
         if isinstance(step, SendStep):
@@ -103,14 +96,7 @@ async def run_step(run: CaseRun, step: Step) -> StepResult:
     except TemplateError as exc:
         missing = run.missing_capture(step)
         if missing is not None:  # it needs what an earlier step that did not pass should have captured
-            r = StepResult(
-                step.index,
-                _KINDS.get(type(step).__name__, "step"),
-                step.line,
-                Verdict.INCONCLUSIVE,
-                f"not judged: it needs ${{{missing[0]}}}, which step {missing[1]} did not capture",
-            )
-            run.not_judged = True
+            r = _not_judged(run, step, f"it needs ${{{missing[0]}}}, which step {missing[1]} did not capture")
         else:
             r = StepResult(step.index, type(step).__name__, step.line, Verdict.ERROR, f"test definition: {exc}")
     except (NotApplicable, asyncio.CancelledError):
@@ -130,6 +116,14 @@ async def run_step(run: CaseRun, step: Step) -> StepResult:
     if run.case.strength == "should" and r.kind in ("expect", "expect_nothing", "upper", "probe"):
         soften(r, "the case's requirement is a SHOULD")
     return r
+
+
+def _not_judged(run: CaseRun, step: Step, why: str) -> StepResult:
+    """A check that cannot be judged because an earlier one did not pass: inconclusive, and the
+    case is not judged for unexpected messages either."""
+    run.not_judged = True
+    kind = _KINDS.get(type(step).__name__, "step")
+    return StepResult(step.index, kind, step.line, Verdict.INCONCLUSIVE, f"not judged: {why}")
 
 
 _KINDS = {

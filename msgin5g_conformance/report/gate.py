@@ -38,7 +38,7 @@ import yaml
 
 from msgin5g_conformance import schemacheck, yamlsource
 from msgin5g_conformance.errors import DefinitionError, Problem
-from msgin5g_conformance.report.matrix import read_results
+from msgin5g_conformance.report.matrix import MANIFEST, read_results
 from msgin5g_conformance.spec.requirements import catalogue
 
 SCHEMA = "waivers.schema.json"
@@ -255,9 +255,6 @@ def evaluate(
 def today_utc() -> date:
     """The date the gate compares expiries with (UTC, so every CI runner agrees)."""
     return datetime.now(UTC).date()
-
-
-MANIFEST = "_collected.json"
 
 
 def collected(results_dir: str | Path) -> tuple[list[dict[str, Any]] | None, list[str]]:

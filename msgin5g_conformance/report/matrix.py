@@ -41,6 +41,7 @@ from msgin5g_conformance.world.profile import Profile
 from sut_adapters.faulty.expected import proven_cases
 
 FORMAT = "msgin5g-compliance/1"
+MANIFEST = "_collected.json"  # beside the results: every case the run collected (written by the plugin)
 NONE = "\u2014"
 STATUS_ORDER = ("fail", "error", "inconclusive", "not-run", "pass", "not-applicable", "uncovered")
 
@@ -119,7 +120,7 @@ def _collected(
     results_dir: Path, tc_dir: Path, profile: Profile, warnings: list[str]
 ) -> tuple[dict[str, dict[str, Any]], list[dict[str, str]]]:
     """The collected cases as the run recorded them (``_collected.json``), and their files."""
-    manifest = results_dir / "_collected.json"
+    manifest = results_dir / MANIFEST
     defined: dict[str, dict[str, Any]] = {}
     files: list[dict[str, str]] = []
     if manifest.is_file():

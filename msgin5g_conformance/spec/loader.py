@@ -558,8 +558,7 @@ def load_testcase(path: str | Path, profile: Profile | None = None) -> TestCase:
 def load_testcases(path: str | Path, profile: Profile | None = None) -> list[TestCase]:
     """Every test case one file defines: one, or one per role for a ``role: any`` file."""
     located = yamlsource.load_file(path)
-    text = Path(path).read_text(encoding="utf-8")
-    return load_all(located, text, profile)
+    return load_all(located, located.text, profile)
 
 
 def discover(paths: Iterable[str | Path]) -> list[Path]:
