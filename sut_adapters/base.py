@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from msgin5g_conformance.errors import NotApplicable
+from msgin5g_conformance.errors import HarnessError, NotApplicable
 from msgin5g_conformance.wire.endpoint import CoapTimers
 from msgin5g_conformance.wire.numbers import code_to_str
 from msgin5g_conformance.world.profile import Profile
@@ -33,6 +33,11 @@ READ_CONFIG = "read-config"
 
 class NotSupported(NotApplicable):
     """The SUT does not offer this operation."""
+
+
+class SutFault(HarnessError):
+    """The SUT, not the harness, broke: it crashed, hung or broke the upper-tester protocol. The
+    case could not be judged (verdict ``error``); the message, which names the SUT, is its reason."""
 
 
 @dataclass(frozen=True)

@@ -18,11 +18,13 @@ Lifecycle::
                   read_configuration, each answered within op_s
     stop()        `shutdown`, a short grace period, then SIGKILL to the whole process group
 
-Who is at fault: a crash, a hang past ``op_s`` or a line on stdout that is not a protocol message
-is a :class:`~msgin5g_conformance.errors.HarnessError` (verdict ``error``) naming what happened
-with the tail of the SUT's stderr; the process is killed and the next ``reset`` starts it again.
-An operation answered ``not-supported`` is :class:`~sut_adapters.base.NotSupported` (verdict
-``not-applicable``). Whatever the SUT does, nothing it started outlives the run: the process group
+Who is at fault: a crash, a hang past ``op_s``, a line on stdout that is not a valid protocol
+message, or an operation answered with an error is the SUT's: a :class:`~sut_adapters.base.SutFault`
+(verdict ``error``: the case could not be judged) whose message names the SUT and what it did
+(``the SUT <name> exited during <op>: ...``, ``the SUT <name> broke the upper-tester protocol:
+...``) with the tail of its stderr; a process that broke is killed and the next ``reset`` starts
+it again. An operation answered ``not-supported`` is :class:`~sut_adapters.base.NotSupported`
+(verdict ``not-applicable``). Whatever the SUT does, nothing it started outlives the run: the process group
 is killed at ``stop()`` and, failing that, at interpreter exit; descendants that left the group
 (a new session, a double fork) are found by a mark in their environment and killed too; and the
 SUT gets SIGKILL from the kernel if the harness itself dies (``PR_SET_PDEATHSIG``).
@@ -65,7 +67,7 @@ from msgin5g_conformance.errors import DefinitionError, HarnessError, Problem
 from msgin5g_conformance.wire.capture.record import Address
 from msgin5g_conformance.wire.numbers import code_to_str
 
-from .base import CaseWorld, ClientInfo, NotSupported, SutEnvironment, protocol_mismatches
+from .base import CaseWorld, ClientInfo, NotSupported, SutEnvironment, SutFault, protocol_mismatches
 
 PROTOCOL_VERSION = 1
 OPERATIONS = (
@@ -97,7 +99,7 @@ SHOWN_CHARS = 300  # how much of one line an error quotes
 SCHEMA_BASE = "https://msgin5g-conformance.invalid/schemas/ut/"
 
 
-class SutFailed(HarnessError):
+class SutFailed(SutFault):
     """The SUT process crashed, hung or wrote garbage; it is killed and restarted at the next reset."""
 
 
@@ -367,7 +369,7 @@ class _Evidence:
     and in characters (``max_bytes``); a line longer than ``line_kept`` is cut, with its length."""
 
     def __init__(self, limit: int = LOG_LINES, max_bytes: int = LOG_BYTES, line_kept: int = LINE_KEPT) -> None:
-        self._lines: deque[tuple[int, str, str]] = deque()
+        self._lines: deque[tuple[int, str, str, float]] = deque()  # number, kind, text, wall time
         self._limit, self._max_bytes, self._line_kept = limit, max_bytes, line_kept
         self._held = 0  # characters held
         self._count = 0
@@ -377,16 +379,17 @@ class _Evidence:
     def add(self, kind: str, text: str) -> None:
         text = text.rstrip("\r\n")
         with self._lock:
+            now = time.time()  # the clock of the record's datagrams (taken in the lock: in order)
             self._count += 1
             if kind != "stderr":
                 text = _shorten(text)
             elif len(text) > self._line_kept:
                 self._dropped.append((self._count, len(text) - self._line_kept))
                 text = text[: self._line_kept] + f"... (line cut: {len(text)} characters)"
-            self._lines.append((self._count, kind, text))
+            self._lines.append((self._count, kind, text, now))
             self._held += len(text)
             while len(self._lines) > self._limit or (self._held > self._max_bytes and len(self._lines) > 1):
-                n, _, old = self._lines.popleft()
+                n, _, old, _ = self._lines.popleft()
                 self._held -= len(old)
                 self._dropped.append((n, len(old)))
             if len(self._dropped) > 4 * self._limit:  # keep the count, not every entry
@@ -399,20 +402,27 @@ class _Evidence:
             return self._count
 
     def since(self, mark: int) -> list[str]:
+        return [text for _, text in self.entries_since(mark)]
+
+    def entries_since(self, mark: int) -> list[tuple[float | None, str]]:
+        """The lines after ``mark`` as shown, each with the wall time it was read (None for the
+        note on what the bounds dropped)."""
         with self._lock:
-            lines = [text if kind == "stderr" else f"[{kind}] {text}" for n, kind, text in self._lines if n > mark]
+            lines: list[tuple[float | None, str]] = [
+                (at, text if kind == "stderr" else f"[{kind}] {text}") for n, kind, text, at in self._lines if n > mark
+            ]
             first_kept = self._lines[0][0] if self._lines else self._count + 1
             lost = [c for n, c in self._dropped if n > mark]
             gone = max(0, first_kept - 1 - mark)  # lines of this interval no longer held
         if gone or lost:
             note = f"[harness] SUT output bounded to {self._max_bytes} characters: "
             note += f"{gone} earlier line(s) dropped, {sum(lost)} character(s) not kept"
-            lines.insert(0, note)
+            lines.insert(0, (None, note))
         return lines
 
     def tail(self, kind: str, n: int, since: int = 0) -> list[str]:
         with self._lock:
-            return [text for m, k, text in self._lines if k == kind and m > since][-n:]
+            return [text for m, k, text, _ in self._lines if k == kind and m > since][-n:]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -764,6 +774,10 @@ class ProcessCase:
     def log_text(self) -> str:
         return "\n".join(self.adapter.evidence.since(self.mark))
 
+    def log_entries(self) -> list[tuple[float | None, str]]:
+        """The lines of :meth:`log_text`, each with the wall time the harness read it."""
+        return self.adapter.evidence.entries_since(self.mark)
+
     async def died(self) -> str | None:
         """The SUT process exited during this case: how (status, stderr tail). The process is
         reaped here, so the next case starts it again instead of blaming its own reset."""
@@ -860,6 +874,9 @@ class ProcessAdapter:
     def log_text(self) -> str:
         return "\n".join(self.evidence.since(self._mark))
 
+    def log_entries(self) -> list[tuple[float | None, str]]:
+        return self.evidence.entries_since(self._mark)
+
     # -- upper-tester operations -----------------------------------------------------------------
 
     def _client(self, client: ClientInfo) -> dict[str, Any]:
@@ -919,12 +936,13 @@ class ProcessAdapter:
             self._conv = _Conversation(loop, proc.stdout, write, self.evidence, self.transcript)
         else:
             self._conv = await self._connect(loop, deadline)
+        conv = self._conv
         try:
-            ready = await asyncio.wait_for(asyncio.shield(self._conv.ready), max(0.0, deadline - time.monotonic()))
+            ready = await asyncio.wait_for(asyncio.shield(conv.ready), max(0.0, deadline - time.monotonic()))
         except TimeoutError:
             raise await self._fail(f"no ready event within {ready_s:g} s") from None
         except _Broken as exc:
-            raise await self._fail(f"no ready event: {exc}") from None
+            raise await self._fail(f"no ready event: {exc}", "before its ready event" if conv.ended else None) from None
         self.implementation = dict(ready["implementation"])
         missing = sorted((self.roles - set(ready["roles"])) | (self.capabilities - set(ready["capabilities"])))
         if missing:
@@ -960,14 +978,20 @@ class ProcessAdapter:
 
             return _Conversation(loop, reader, sock.sendall, self.evidence, self.transcript, close)
         host, port = self.sut.tcp
-        raise await self._fail(f"cannot connect to the control socket {host}:{port}: {last or 'the process ended'}")
+        raise await self._fail(
+            f"cannot connect to the control socket {host}:{port}: {last or 'the process ended'}",
+            "before its control socket took a connection",
+            broke="did not open its control socket",
+        )
 
     async def _wait_bound(self, deadline: float) -> None:
         """control none: ready once every fixed loopback endpoint is bound (our bind then fails)."""
         pending = [a for a in self.sut.endpoints.values() if ipaddress.ip_address(a[0]).is_loopback]
         while pending:
             if self._child is not None and not self._child.alive():
-                raise await self._fail("the process ended before binding its endpoints")
+                raise await self._fail(
+                    "the process ended before binding its endpoints", "before binding its endpoints", broke="failed"
+                )
             still = []
             for host, port in pending:
                 family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -980,7 +1004,7 @@ class ProcessAdapter:
             pending = still
             if pending and time.monotonic() >= deadline:
                 shown = ", ".join(f"{h}:{p}" for h, p in pending)
-                raise await self._fail(f"endpoints {shown} not bound within the ready time")
+                raise await self._fail(f"endpoints {shown} not bound within the ready time", broke="did not get ready")
             if pending:
                 await asyncio.sleep(0.05)
 
@@ -989,7 +1013,7 @@ class ProcessAdapter:
             raise NotSupported(f"SUT {self.name} has no upper tester (control: none), so no {op}")
         conv = self._conv
         if conv is None:
-            raise SutFailed(f"SUT {self.name} is not running (it failed earlier; the next test case restarts it)")
+            raise SutFailed(f"the SUT {self.name} is not running (it failed earlier; the next test case restarts it)")
         limit = self.sut.op_s if timeout is None else max(0.0, min(self.sut.op_s, timeout))
         future = conv.request(op, fields)
         self.evidence.add("ut", f"> {op}" + ("" if op == "configure" or not fields else f" {json.dumps(fields)}"))
@@ -998,7 +1022,7 @@ class ProcessAdapter:
         except TimeoutError:
             raise await self._fail(f"no answer to {op} within {limit:g} s (the SUT hangs)") from None
         except _Broken as exc:
-            raise await self._fail(f"during {op}: {exc}") from None
+            raise await self._fail(f"during {op}: {exc}", f"during {op}" if conv.ended else None) from None
         if response["ok"]:
             self.evidence.add("ut", f"< {op} ok")
             return response["result"]
@@ -1007,20 +1031,40 @@ class ProcessAdapter:
         if code == "not-supported":
             raise NotSupported(f"SUT {self.name} does not support {op}: {message}")
         if code == "unknown-op":
-            raise HarnessError(f"SUT {self.name} does not know operation {op} (unknown-op: {message})")
-        raise HarnessError(f"SUT {self.name} could not {op} ({code}: {message})")
+            raise SutFault(
+                f"the SUT {self.name} broke the upper-tester protocol: it does not know operation {op} "
+                f"(unknown-op: {message})"
+            )
+        raise SutFault(f"the SUT {self.name} could not {op} (it answered {code}: {message})")
 
     async def died_during_case(self) -> str | None:
         child = self._child
         if child is None or child.alive():
             return None
-        return str(await self._fail("exited during the test case"))
+        _, status, tail = await self._reap()
+        self.evidence.add("harness", f"SUT {self.name}: exited during the test case; {status}")
+        return status + tail
 
-    async def _fail(self, what: str) -> SutFailed:
-        """Kill the broken SUT and describe what happened, with the tail of its stderr."""
+    async def _fail(
+        self, what: str, when: str | None = None, broke: str = "broke the upper-tester protocol"
+    ) -> SutFailed:
+        """Kill the broken SUT and say what it did, with the tail of its stderr: ``the SUT <name>
+        exited <when>: <status>`` when the process ended on its own and ``when`` says that ending
+        is what went wrong (the conversation ended with it), else ``the SUT <name> <broke>: <what>``."""
+        exited, status, tail = await self._reap()
+        if exited and when is not None:
+            text = f"the SUT {self.name} exited {when}: {status}"
+        else:
+            text = f"the SUT {self.name} {broke}: {what}" + (f"; {status}" if status else "")
+        self.evidence.add("harness", text)
+        return SutFailed(text + tail)
+
+    async def _reap(self) -> tuple[bool, str, str]:
+        """End the broken SUT's process and conversation: whether the process had exited on its own,
+        its status (or that the harness killed it), and its stderr tail as a reason ends with it."""
         child, self._child = self._child, None
         conv, self._conv = self._conv, None
-        status = ""
+        status, exited = "", False
         if child is not None:
             # A SUT that closed its end is exiting: let it finish and its last stderr lines be
             # read. One that is still talking (hang, garbage, no ready) is killed at once.
@@ -1030,14 +1074,10 @@ class ProcessAdapter:
             await child.finish(0.0)
         if conv is not None:
             conv.close()
-        text = f"SUT {self.name}: {what}" + (f"; {status}" if status else "")
-        self.evidence.add("harness", text)
         tail = self.evidence.tail("stderr", TAIL_LINES, since=self._launch_mark)
         if tail:
-            text += "; stderr tail:\n" + "\n".join(f"  {line}" for line in tail)
-        elif child is not None:
-            text += "; nothing on stderr"
-        return SutFailed(text)
+            return exited, status, "; stderr tail:\n" + "\n".join(f"  {line}" for line in tail)
+        return exited, status, "; nothing on stderr" if child is not None else ""
 
     async def _shutdown(self) -> None:
         """Ask the SUT to exit, give it a moment, then kill its process group."""

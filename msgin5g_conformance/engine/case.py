@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from msgin5g_conformance import roles
-from msgin5g_conformance.engine import liveness, steps
+from msgin5g_conformance.engine import liveness, steps, sutlog
 from msgin5g_conformance.engine.matching import (
     REQ_ACK,
     REQ_MID,
@@ -59,7 +59,7 @@ from msgin5g_conformance.wire.endpoint import Endpoint
 from msgin5g_conformance.wire.numbers import MessageType, code_to_str, is_request
 from msgin5g_conformance.world import nodes
 from msgin5g_conformance.world.topology import CaseAddresses, CaseSpace
-from sut_adapters.base import CaseWorld, ClientInfo, SutCase, sut_died
+from sut_adapters.base import CaseWorld, ClientInfo, SutCase, SutFault, sut_died
 
 if TYPE_CHECKING:
     from msgin5g_conformance.engine.session import Session
@@ -104,6 +104,7 @@ class CaseRun:
         self.last_sent: CoapMessage | None = None
         self.late_end: float | None = None  # wall time the late window ended
         self.sut_log = ""
+        self.sut_log_entries: list[sutlog.Entry] = []  # its lines with the times they were read
         self.sent: dict[str, int] = {}  # send step index -> capture number of its datagram
         # tester CONs (source, Message ID) whose acknowledgement a step judges (an expect with
         # ``answers``, a probe), not the message-layer check
@@ -259,7 +260,10 @@ class CaseRun:
         died = await sut_died(self.sut) if self.sut is not None else None
         if died is not None:  # it died in this case: this case is the one that says so
             self.results.append(StepResult("sut", "sut", None, Verdict.ERROR, f"the SUT died during the case: {died}"))
-        self.sut_log = self.sut.log_text() if self.sut is not None else self.session.adapter.log_text()
+        source: Any = self.sut if self.sut is not None else self.session.adapter
+        self.sut_log = source.log_text()
+        timed = getattr(source, "log_entries", None)  # an adapter that knows when each line came
+        self.sut_log_entries = timed() if timed is not None else [(None, x) for x in self.sut_log.splitlines()]
         await self.close()
         return self.result(self.write_pcap())
 
@@ -537,8 +541,19 @@ class CaseRun:
         r.decisive_step = decisive.index if decisive else None
         r.decisive_datagram = decisive.datagram if decisive else None
         r.sut_log = self.sut_log
+        if verdict is not Verdict.PASS:
+            r.sut_log_excerpt = self.sut_log_excerpt(decisive)
         r.exchange = self.describe()
         return r
+
+    def sut_log_excerpt(self, decisive: StepResult | None) -> str:
+        """The SUT's lines around the decisive datagram, else around the end of the case."""
+        seq = decisive.datagram if decisive is not None else None
+        if seq is None or not 0 <= seq < len(self.recorder):
+            return sutlog.excerpt(self.sut_log_entries, None)
+        assert decisive is not None
+        what = f"datagram #{seq}, the decisive one (step {decisive.index})"
+        return sutlog.excerpt(self.sut_log_entries, self.recorder.datagrams_at(seq).time, what)
 
     def describe(self) -> list[dict[str, Any]]:
         """The exchange as structured records (reports draw sequence charts from these)."""
@@ -584,6 +599,9 @@ async def run_active(run: CaseRun) -> None:
         await run.run_steps()
     except NotApplicable:
         raise
+    except SutFault as exc:  # the SUT's fault (it named itself): error, not a harness error
+        run.results.append(StepResult("setup", "setup", None, Verdict.ERROR, str(exc)))
+        run.stopped_at = run.results[-1]
     except (HarnessError, OSError) as exc:
         run.results.append(StepResult("setup", "setup", None, Verdict.ERROR, f"harness/set-up error: {exc}"))
         run.stopped_at = run.results[-1]

@@ -37,7 +37,7 @@ from msgin5g_conformance.wire.capture.record import Address
 from msgin5g_conformance.world import nodes
 from msgin5g_conformance.world.profile import Profile, condition_holds
 from msgin5g_conformance.world.topology import RunBlock, claim_block
-from sut_adapters.base import SutAdapter, SutEnvironment
+from sut_adapters.base import SutAdapter, SutEnvironment, SutFault
 
 log = logging.getLogger(__name__)
 
@@ -291,6 +291,9 @@ class Session:
         except asyncio.CancelledError:
             fut.cancel()
             raise
+        except SutFault as exc:  # the SUT's fault: error with its reason, no traceback
+            log.info("running %s: %s", case.id, exc)
+            result = self.error_result(case, str(exc), time.monotonic())
         except Exception as exc:  # never lose a case: a harness bug is its error verdict
             log.exception("running %s failed inside the harness", case.id)
             result = self.error_result(case, f"harness error: {type(exc).__name__}: {exc}", time.monotonic())
@@ -326,6 +329,11 @@ class Session:
                 active_done()  # the next case may start while this one waits out its late window
             try:
                 return await run.finish()
+            except SutFault as exc:  # the SUT's fault while the case ended: error, no traceback
+                log.info("finishing %s: %s", case.id, exc)
+                with contextlib.suppress(Exception):
+                    await run.close()
+                return self.error_result(case, str(exc), began)
             except Exception as exc:
                 log.exception("finishing %s failed inside the harness", case.id)
                 with contextlib.suppress(Exception):

@@ -19,10 +19,10 @@ import contextlib
 import logging
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from msgin5g_conformance.engine import liveness
+from msgin5g_conformance.engine import difference, liveness
 from msgin5g_conformance.engine.matching import ACCOUNTABLE, Arrival, Kind, Signature, identify
 from msgin5g_conformance.engine.verdict import Finding, StepResult, Verdict
 from msgin5g_conformance.errors import NotApplicable
@@ -40,15 +40,17 @@ from msgin5g_conformance.spec.templates import (
     build_message,
     capture_fields,
     describe_template,
+    encode_option_value,
     encode_payload,
     judge,
     judge_other_options,
+    load_json,
 )
 from msgin5g_conformance.wire import codec
 from msgin5g_conformance.wire.capture.record import Address
 from msgin5g_conformance.wire.codec import CoapMessage
-from msgin5g_conformance.wire.numbers import MessageType
-from sut_adapters.base import ClientInfo, NotSupported
+from msgin5g_conformance.wire.numbers import OPTION_FORMATS, MessageType, OptionFormat, option_name
+from sut_adapters.base import ClientInfo, NotSupported, SutFault
 
 if TYPE_CHECKING:
     from msgin5g_conformance.engine.case import CaseRun
@@ -101,6 +103,9 @@ async def run_step(run: CaseRun, step: Step) -> StepResult:
             r = StepResult(step.index, type(step).__name__, step.line, Verdict.ERROR, f"test definition: {exc}")
     except (NotApplicable, asyncio.CancelledError):
         raise
+    except SutFault as exc:  # the SUT's fault, not the harness's: error (not judged), no traceback
+        log.info("step %s: %s", step.index, exc)
+        r = StepResult(step.index, type(step).__name__, step.line, Verdict.ERROR, str(exc))
     except Exception as exc:  # a harness bug: verdict error with the reason, the run goes on
         log.exception("step %s failed inside the harness", step.index)
         r = StepResult(
@@ -157,13 +162,16 @@ async def send(run: CaseRun, step: SendStep) -> StepResult:
     if "raw" in step.message:
         data = bytes.fromhex(step.message["raw"])
         seq = await node.send_raw(data, to)
-        what, payload = f"{len(data)} raw bytes", None
+        what, payload = raw_summary(data), None
     else:
         msg = build_message(step.message, run.bindings)
-        seq = await node.send(msg, to, keep_mid="mid" in step.message or msg.mtype.name in ("ACK", "RST"))
+        if "mid" not in step.message and msg.mtype in (MessageType.CON, MessageType.NON):
+            # the fresh Message ID the node gives it (the template's is 0), taken here so that the
+            # reason names the message as it went on the wire, numbered here (tap) or not (sniff)
+            msg = replace(msg, mid=node.new_mid())
+        seq = await node.send(msg, to, keep_mid=True)
         payload = msg
-        # as it went on the wire (with the Message ID the node gave it)
-        what = codec.parse(run.recorder.datagrams_at(seq).data).summary() if seq is not None else msg.summary()
+        what = msg.summary()
     if len(node.failures) > failures:
         f = node.failures[-1]
         return StepResult(
@@ -235,6 +243,16 @@ def foreach_group(index: str) -> str | None:
     return group if group != index else None
 
 
+def raw_summary(data: bytes) -> str:
+    """Raw bytes a send step put on the wire, with the Message ID and token they carry."""
+    try:
+        return f"{len(data)} raw bytes ({codec.parse(data).summary()})"
+    except codec.MalformedDatagram:
+        if len(data) >= 4:
+            return f"{len(data)} raw bytes (mid=0x{(data[2] << 8) | data[3]:04x}, not a well-formed CoAP message)"
+        return f"{len(data)} raw bytes"
+
+
 def _findings(run: CaseRun, step: ExpectStep, a: Arrival, expected_from: Address | None) -> list[Finding]:
     if a.message is None:
         return [Finding("datagram", "a well-formed CoAP message (RFC 7252 3)", a.error or "malformed", False)]
@@ -244,9 +262,62 @@ def _findings(run: CaseRun, step: ExpectStep, a: Arrival, expected_from: Address
     type_problem = _type_problem(step, a)
     if type_problem is not None:
         out.append(type_problem)
-    out.extend(judge(a.message, step.message, run.bindings))
+    out.extend(pointed(judge(a.message, step.message, run.bindings), a.message, step.message, run))
     out.extend(judge_other_options(a.message, step.message, run.bindings))
     return out
+
+
+def pointed(findings: list[Finding], message: CoapMessage, template: dict[str, Any], run: CaseRun) -> list[Finding]:
+    """The findings, each failed payload or option value with where it first differs from the
+    expectation (best effort: describing a mismatch never changes a verdict)."""
+    out: list[Finding] = []
+    for f in findings:
+        if not f.ok and not f.difference:
+            try:
+                where = _difference(f, message, template, run)
+            except (TemplateError, ValueError, KeyError, TypeError, AttributeError):
+                where = ""
+            if where:
+                f = replace(f, difference=where)
+        out.append(f)
+    return out
+
+
+def _difference(f: Finding, message: CoapMessage, template: dict[str, Any], run: CaseRun) -> str:
+    bindings = run.bindings
+    if f.field == "payload":
+        spec = {k: v for k, v in (template.get("payload") or {}).items() if k != "schema"}
+        if not spec:
+            return ""  # a schema check: its finding names the path and the rule already
+        want = encode_payload(spec, bindings)
+        resolved = bindings.resolve(spec)
+        if "json" in resolved:
+            try:
+                doc = load_json(message.payload)
+            except (UnicodeDecodeError, ValueError):
+                return "not JSON; " + difference.bytes_difference(want, message.payload)
+            where = difference.json_difference(resolved["json"], doc)
+            if where is None:
+                return ""  # equal as JSON: what failed is the schema
+            return (
+                f"{len(want)} B expected (as compact JSON), {len(message.payload)} B found; "
+                f"judged as JSON, first difference {where}"
+            )
+        return difference.bytes_difference(want, message.payload) if want != message.payload else ""
+    for name, spec in (template.get("options") or {}).items():
+        number = bindings.option_number(name)
+        label = f"options.{name}" if name != "recipient" else f"options.recipient ({option_name(number)})"
+        if f.field != label:
+            continue
+        if spec is None or (isinstance(spec, dict) and ("present" in spec or "set" in spec)):
+            return ""  # absent / present / any order: the finding says it all
+        if OPTION_FORMATS.get(number) is OptionFormat.UINT and number != run.profile.recipient_option:
+            return ""  # a number: expected and found are short and plain
+        resolved = bindings.resolve(spec)
+        wanted = resolved if isinstance(resolved, list) else [resolved]
+        want_values = [encode_option_value(number, w, bindings) for w in wanted]
+        return difference.values_difference(want_values, list(message.option_values(number))) or ""
+    return ""
 
 
 def _type_problem(step: ExpectStep, a: Arrival) -> Finding | None:
@@ -353,7 +424,7 @@ async def expect(run: CaseRun, step: ExpectStep, control: Control | None = None)
             if answers is not None:
                 con, sent = answers
                 found = "an answer to nothing" if a.answers is None else f"an answer to #{a.answers}"
-                wanted = f"an answer to the CON of step {step.answers} (#{con}), after #{sent}"
+                wanted = f"an answer to the CON {_mid_of(run, sent)}of step {step.answers} (#{con}), after #{sent}"
                 findings.append(Finding("answers", wanted, found, a.answers == con and a.seq > sent))
             if all(f.ok for f in findings):
                 run.inbox.take(a, step.index)
@@ -416,12 +487,21 @@ def _answered_con(run: CaseRun, step: ExpectStep) -> tuple[int, int] | None:
     return (con.datagram.seq if con is not None else seq), seq
 
 
+def _mid_of(run: CaseRun, seq: int) -> str:
+    """``mid=0x1234 `` of a datagram the tester sent, as it went on the wire."""
+    data = run.recorder.datagrams_at(seq).data
+    return f"mid=0x{(data[2] << 8) | data[3]:04x} " if len(data) >= 4 else ""
+
+
 def _judge_should(run: CaseRun, step: ExpectStep, message: CoapMessage, r: StepResult) -> None:
     """Fields the step says SHOULD hold: a mismatch is a deviation recorded on a passing step."""
     assert step.should is not None
     why = str(step.should.get("why") or "SHOULD")
     fields = {k: v for k, v in step.should.items() if k != "why"}
-    soft = [Finding(f"{f.field} (should)", f.expected, f.found, f.ok) for f in judge(message, fields, run.bindings)]
+    soft = [
+        replace(f, field=f"{f.field} (should)")
+        for f in pointed(judge(message, fields, run.bindings), message, fields, run)
+    ]
     r.findings.extend(soft)
     deviations = [f for f in soft if not f.ok]
     if deviations:
@@ -429,8 +509,21 @@ def _judge_should(run: CaseRun, step: ExpectStep, message: CoapMessage, r: StepR
         r.reason += f"; deviation ({why}): {_mismatch(deviations)}"
 
 
+SHORT = 40  # a value up to this long is shown in full next to where it differs
+
+
+def mismatch_text(f: Finding) -> str:
+    """One failed finding for a reason: a long value by where it first differs, a short one in
+    full (with where it differs, when known)."""
+    if not f.difference:
+        return f"{f.field}: expected {f.expected}, found {f.found}"
+    if len(f.expected) > SHORT or len(f.found) > SHORT:
+        return f"{f.field}: {f.difference}"
+    return f"{f.field}: expected {f.expected}, found {f.found} ({f.difference})"
+
+
 def _mismatch(findings: list[Finding]) -> str:
-    return "; ".join(f"{f.field}: expected {f.expected}, found {f.found}" for f in findings if not f.ok)
+    return "; ".join(mismatch_text(f) for f in findings if not f.ok)
 
 
 # -- upper tester -------------------------------------------------------------------------------
@@ -487,14 +580,22 @@ async def _read_configuration(run: CaseRun, step: UpperStep) -> StepResult:
         if ok or loop.time() >= deadline:
             break
         await asyncio.sleep(0.01)
+    where = "" if ok else _configuration_difference(want, found)
     return StepResult(
         step.index,
         "upper",
         step.line,
         Verdict.PASS if ok else Verdict.FAIL,
-        f"read_configuration: expected {want!r}, found {found!r}",
-        findings=[Finding("applied configuration", repr(want), repr(found), ok)],
+        f"read_configuration: expected {want!r}, found {found!r}" + (f"; first difference {where}" if where else ""),
+        findings=[Finding("applied configuration", repr(want), repr(found), ok, difference=where)],
     )
+
+
+def _configuration_difference(want: Any, found: Any) -> str:
+    """Where an applied configuration differs from the fields the expectation names."""
+    if isinstance(want, dict) and isinstance(found, dict):
+        found = {k: found[k] for k in want if k in found}
+    return difference.json_difference(want, found) or ""
 
 
 # -- absence ------------------------------------------------------------------------------------

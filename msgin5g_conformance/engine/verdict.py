@@ -38,12 +38,14 @@ _RANK = {
 
 @dataclass(frozen=True)
 class Finding:
-    """One expectation checked: what was expected, what was found."""
+    """One expectation checked: what was expected, what was found, and for a mismatch of bytes,
+    JSON or option values where the two first differ (:mod:`~msgin5g_conformance.engine.difference`)."""
 
     field: str
     expected: str
     found: str
     ok: bool
+    difference: str = ""
 
 
 @dataclass
@@ -85,6 +87,9 @@ class CaseResult:
     decisive_step: str | None = None
     decisive_datagram: int | None = None
     sut_log: str = ""
+    # the SUT's own lines around the decisive datagram (else the end of the case), the harness's
+    # polling folded (engine/sutlog.py); filled for a case that did not pass
+    sut_log_excerpt: str = ""
     exchange: list[dict[str, Any]] = field(default_factory=list)
     readings: dict[str, str] = field(default_factory=dict)  # the profile readings the verdict rests on
 
