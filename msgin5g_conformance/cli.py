@@ -15,12 +15,13 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from msgin5g_conformance import __version__
 from msgin5g_conformance.errors import DefinitionError, UsageError
 from msgin5g_conformance.spec.loader import discover, lint, load_testcases
-from msgin5g_conformance.world.profile import load_profile
+from msgin5g_conformance.world.profile import Profile, load_profile
 
 EXIT_USAGE = 2
 
@@ -59,8 +60,22 @@ def _parser() -> argparse.ArgumentParser:
         choices=["tap", "sniff"],
         help="tap: unprivileged (default); sniff: live capture on lo, needs root",
     )
-    run.add_argument("--pcap-dir", default="pcaps")
-    run.add_argument("--reports-dir", default="reports")
+    run.add_argument(
+        "--reports-dir",
+        default="reports",
+        help="where run directories go: REPORTS/runs/<time>-<SUT>/, REPORTS/latest links the newest (default: reports)",
+    )
+    run.add_argument(
+        "--pcap-dir",
+        default=None,
+        help="write the captures here instead of the run directory's pcaps/ (default: ./pcaps links to them)",
+    )
+    run.add_argument("--waivers", default=None, help="YAML file of known deviations, for the gate")
+    run.add_argument("--strict", action="store_true", help="fail the gate on deviations from a SHOULD too")
+    run.add_argument(
+        "--no-html", action="store_true", help="skip the HTML report and the PDF summary (faster; matrix and gate stay)"
+    )
+    run.add_argument("--keep-runs", type=int, default=0, metavar="N", help="remove the oldest run directories beyond N")
     run.add_argument("-n", dest="workers", default=None, help="pytest-xdist workers (e.g. 2 or auto)")
     run.add_argument("-q", "--quiet", action="store_true")
 
@@ -69,14 +84,17 @@ def _parser() -> argparse.ArgumentParser:
     ls.add_argument("--role", action="append", default=[])
     ls.add_argument("--profile", default=None, help="protocol profile YAML (default: shipped profile)")
 
-    rp = sub.add_parser("report", help="compliance matrix, single-file HTML report and CI gate from the last run")
-    rp.add_argument("--reports-dir", default="reports")
-    rp.add_argument("--pcap-dir", default="pcaps")
-    rp.add_argument("--profile", default=None, help="the profile the run used (default: shipped profile)")
-    rp.add_argument("--sut", default=None, help="the SUT the run used (default: as recorded in the results)")
+    rp = sub.add_parser("report", help="rebuild the compliance matrix, HTML report, summary and gate of a run")
+    rp.add_argument("--reports-dir", default="reports", help="where the runs are (default: reports)")
+    rp.add_argument("--run", default=None, metavar="DIR", help="the run directory (default: REPORTS/latest)")
+    rp.add_argument("--pcap-dir", default=None, help="where the captures are, if not in the run directory")
+    rp.add_argument("--profile", default=None, help="the profile the run used (default: as the run recorded it)")
+    rp.add_argument("--sut", default=None, help="name the SUT so (default: as recorded in the results)")
     rp.add_argument("--testcases", default=None, help="test case folder (default: testcases/)")
     rp.add_argument("--waivers", default=None, help="YAML file of known deviations (requirement, reason, expires)")
-    rp.add_argument("--no-html", action="store_true", help="skip the HTML report (Allure, needs Node.js)")
+    rp.add_argument(
+        "--no-html", action="store_true", help="skip the HTML report and the PDF summary (Allure needs Node.js)"
+    )
     rp.add_argument(
         "--strict", action="store_true", help="fail the gate on deviations from a SHOULD too (they are warnings)"
     )
@@ -102,13 +120,25 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def cmd_run(a: argparse.Namespace) -> int:
+    """Run the cases into a run directory of their own, then write its matrix, reports and gate.
+
+    The exit status is the gate's (0: every applicable case passed or is waived, 1: not), or
+    pytest's own when the run itself broke (2 interrupted, 3 internal error, 4 usage, 5 nothing
+    collected): so a CI job fails on any status but 0."""
     import pytest
 
-    from sut_adapters.registry import make_adapter
+    from msgin5g_conformance.report import rundir
+    from sut_adapters.registry import identity, make_adapter
 
     try:
-        load_profile(a.profile)
-        make_adapter(a.sut)
+        profile = load_profile(a.profile)
+        adapter = make_adapter(a.sut)
+        if a.waivers:
+            from msgin5g_conformance.report import gate
+
+            gate.load_waivers(a.waivers)
+        if a.keep_runs < 0:
+            raise UsageError(f"--keep-runs {a.keep_runs}: expected 0 (keep every run) or more")
     except (DefinitionError, UsageError) as exc:
         print(f"msgin5g-conformance: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -117,26 +147,58 @@ def cmd_run(a: argparse.Namespace) -> int:
         if not Path(p).exists():
             print(f"msgin5g-conformance: error: no such file or folder: {p}", file=sys.stderr)
             return EXIT_USAGE
-    reports = Path(a.reports_dir)
-    results = reports / "results"
-    if results.is_dir():  # results of an earlier run must not mix into this run's report
-        for old in results.glob("*.json"):
-            old.unlink()
+    sut = identity(adapter)
+    started = datetime.now(UTC)
+    run_id = rundir.new_run_id(str(sut["name"]), started)
+    try:
+        run_dir = rundir.create(a.reports_dir, run_id)
+        run_id = run_dir.name
+        rundir.point_latest(a.reports_dir, run_dir)
+    except OSError as exc:
+        print(f"msgin5g-conformance: error: cannot create the run directory: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    pcaps = Path(a.pcap_dir) if a.pcap_dir else run_dir / "pcaps"
+    record = {
+        "format": rundir.FORMAT,
+        "id": run_id,
+        "started": started.isoformat(timespec="seconds"),
+        "finished": None,
+        "status": None,
+        "harness_version": __version__,
+        "sut": sut,
+        "profile": {
+            "name": profile.name,
+            "sha256": profile.sha256,
+            "source": profile.source,
+            "readings": {**profile.readings, "bulk_response_shape": profile.bulk_response_shape},
+        },
+        "capture": a.capture,
+        "testcases": paths,
+        "pcaps": str(pcaps),
+    }
+    rundir.write_identity(run_dir, record)
+    print(f"run {run_id}: SUT {rundir.sut_label(sut)}; evidence in {run_dir}")
     args = [
         *paths,
         "--sut",
         a.sut,
+        "--run-id",
+        run_id,
+        "--run-started",
+        record["started"],
+        "--run-dir",
+        str(run_dir),
         "--wire-capture",
         a.capture,
         "--pcap-dir",
-        a.pcap_dir,
+        str(pcaps),
         "--results-dir",
-        str(reports / "results"),
+        str(run_dir / "results"),
         "--alluredir",
-        str(reports / "allure-results"),
+        str(run_dir / "allure-results"),
         "--clean-alluredir",
         "--junitxml",
-        str(reports / "junit.xml"),
+        str(run_dir / "junit.xml"),
         "-o",
         "junit_family=xunit2",
         "-p",
@@ -152,41 +214,101 @@ def cmd_run(a: argparse.Namespace) -> int:
         args += ["--role", r]
     if a.workers:
         args += ["-n", a.workers]
-    code = int(pytest.main(args))
+    try:
+        code = int(pytest.main(args))
+    finally:
+        record["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
+        rundir.write_identity(run_dir, record)
     if code == 5:
         print("msgin5g-conformance: no test case matched", file=sys.stderr)
-    return code
+    if not a.pcap_dir:
+        warning = rundir.link_captures(Path("pcaps"), pcaps)
+        if warning:
+            print(f"warning: {warning}", file=sys.stderr)
+    cut_short = bool(_TERMINATED) or code == int(pytest.ExitCode.INTERRUPTED)
+    gate_code = _reports(
+        run_dir,
+        profile,
+        pcaps,
+        a.waivers,
+        strict=a.strict,
+        html=not (a.no_html or cut_short),  # a run cut short gets its matrix and gate, fast
+        sut_name=None,
+        testcases=None,
+    )
+    status = gate_code if code in (0, 1) else code
+    record["status"] = status
+    rundir.write_identity(run_dir, record)
+    if a.keep_runs:
+        for gone in rundir.prune(a.reports_dir, a.keep_runs):
+            print(f"removed the old run directory {gone}")
+    return status
+
+
+def _reports(
+    run_dir: Path,
+    profile: Profile,
+    pcaps: Path,
+    waivers: str | None,
+    *,
+    strict: bool,
+    html: bool,
+    sut_name: str | None,
+    testcases: str | None,
+) -> int:
+    """Matrix, HTML report, one-page summary and gate of one run directory; the gate's status."""
+    from msgin5g_conformance.report import gate, matrix, publish
+
+    results = run_dir / "results"
+    tc_dir = Path(testcases) if testcases else default_testcases()
+    m = matrix.build(results, tc_dir, pcaps, profile, sut_name, __version__)
+    json_path, md_path = matrix.write(m, run_dir)
+    for warning in m.get("warnings", []):
+        print(f"warning: {warning}", file=sys.stderr)
+    result = gate.check(results, waivers, strict=strict)
+    print(f"compliance matrix: {md_path} and {json_path}")
+    for line in publish.publish(run_dir, m, result, html_report=html):
+        print(line)
+    for line in result.lines:
+        print(line)
+    return int(result.exit_code)
 
 
 def cmd_report(a: argparse.Namespace) -> int:
-    """Matrix, HTML and gate; the exit status is the gate's: 0 only when every applicable case
-    passed or is covered by an unexpired waiver."""
-    from msgin5g_conformance.report import gate, html, matrix
+    """Matrix, HTML, summary and gate of a run (the newest unless --run names one); the exit
+    status is the gate's: 0 only when every applicable case passed or is covered by an unexpired
+    waiver."""
+    from msgin5g_conformance.report import gate, rundir
 
-    reports = Path(a.reports_dir)
+    run_dir = rundir.resolve(a.reports_dir, a.run)
+    recorded = rundir.read_identity(run_dir) or {}
     try:
-        profile = load_profile(a.profile)
+        profile_path = a.profile
+        if profile_path is None and recorded.get("profile", {}).get("source"):
+            source = Path(str(recorded["profile"]["source"]))
+            profile_path = str(source) if source.is_file() else None
+        profile = load_profile(profile_path)
         if a.waivers:
             gate.load_waivers(a.waivers)
     except DefinitionError as exc:
         print(f"msgin5g-conformance: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    if not (reports / "results").is_dir():
-        print(f"msgin5g-conformance: error: no results in {reports / 'results'}; run first", file=sys.stderr)
+    if not (run_dir / "results").is_dir():
+        print(f"msgin5g-conformance: error: no results in {run_dir / 'results'}; run first", file=sys.stderr)
         return EXIT_USAGE
-    testcases = Path(a.testcases) if a.testcases else default_testcases()
-    m = matrix.build(reports / "results", testcases, Path(a.pcap_dir), profile, a.sut, __version__)
-    json_path, md_path = matrix.write(m, reports)
-    for warning in m.get("warnings", []):
-        print(f"warning: {warning}", file=sys.stderr)
-    print(f"compliance matrix: {md_path} and {json_path}")
-    if not a.no_html:
-        ok, message = html.generate(reports / "allure-results", reports / "index.html")
-        print(f"HTML report: {message}" if ok else f"HTML report not written: {message}")
-    result = gate.check(reports / "results", a.waivers, strict=a.strict)
-    for line in result.lines:
-        print(line)
-    return int(result.exit_code)
+    pcaps = Path(a.pcap_dir) if a.pcap_dir else Path(str(recorded.get("pcaps") or run_dir / "pcaps"))
+    if not pcaps.is_absolute() and not pcaps.is_dir() and (run_dir / "pcaps").is_dir():
+        pcaps = run_dir / "pcaps"
+    return _reports(
+        run_dir,
+        profile,
+        pcaps,
+        a.waivers,
+        strict=a.strict,
+        html=not a.no_html,
+        sut_name=a.sut,
+        testcases=a.testcases,
+    )
 
 
 def cmd_list(a: argparse.Namespace) -> int:

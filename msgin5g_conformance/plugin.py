@@ -12,19 +12,23 @@ import concurrent.futures
 import contextlib
 import json
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from msgin5g_conformance import __version__
 from msgin5g_conformance.engine.session import Session
 from msgin5g_conformance.engine.verdict import CaseResult, Verdict
 from msgin5g_conformance.errors import DefinitionError, HarnessError, UsageError
-from msgin5g_conformance.report.allure import annotate
+from msgin5g_conformance.report import rundir
+from msgin5g_conformance.report.allure import annotate, register_verdict_words
 from msgin5g_conformance.report.matrix import MANIFEST
 from msgin5g_conformance.spec.loader import load_testcases
 from msgin5g_conformance.spec.model import TestCase
 from msgin5g_conformance.world.profile import Profile, load_profile
+from sut_adapters.registry import confirmed as sut_confirmed
 
 _PROFILE = pytest.StashKey[Profile]()
 _STATE = pytest.StashKey[dict[str, Any]]()
@@ -45,6 +49,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--results-dir", default=None, help="also write one JSON result per test case here (used by reports)"
     )
+    group.addoption("--run-id", default=None, help="the run's id, named in every result (default: a new one)")
+    group.addoption("--run-started", default=None, help="when the run started (ISO 8601; default: now)")
+    group.addoption(
+        "--run-dir", default=None, help="the run directory: captures are named relative to it in the results"
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -59,10 +68,55 @@ def pytest_configure(config: pytest.Config) -> None:
     except UsageError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[_PROFILE] = profile
-    config.stash[_STATE] = {"roots": [Path(str(a).split("::")[0]).resolve() for a in config.args]}
+    config.stash[_STATE] = {
+        "roots": [Path(str(a).split("::")[0]).resolve() for a in config.args],
+        "identity": run_identity(config, profile),
+    }
+    register_verdict_words()  # Allure statuses and error banners in our words
     # A mistake in one YAML file fails that file's collection only; the other cases still run.
     config.option.continue_on_collection_errors = True
     config.addinivalue_line("markers", "msgin5g: a MSGin5G conformance test case")
+
+
+_RUN_ENV = "MSGIN5G_CONFORMANCE_RUN"  # "<id> <started>": xdist workers inherit the controller's run
+
+
+def _forget_run_env() -> None:
+    os.environ.pop(_RUN_ENV, None)
+
+
+def run_identity(config: pytest.Config, profile: Profile) -> dict[str, Any]:
+    """The run's identity, named in every result and at the top of every report: which SUT (by
+    name and version), profile and readings, harness version, capture mode, when."""
+    from sut_adapters.registry import identity, make_adapter
+
+    run_id, started = config.getoption("--run-id"), config.getoption("--run-started")
+    if not run_id:
+        inherited = os.environ.get(_RUN_ENV, "").split(" ")
+        if len(inherited) == 2 and hasattr(config, "workerinput"):
+            run_id, started = inherited
+        else:
+            now = datetime.now(UTC)
+            run_id = rundir.new_run_id(config.getoption("--sut").rsplit("/", 1)[-1], now)
+            started = started or now.isoformat(timespec="seconds")
+            if not hasattr(config, "workerinput"):
+                os.environ[_RUN_ENV] = f"{run_id} {started}"
+                config.add_cleanup(lambda: _forget_run_env())
+    sut = identity(make_adapter(config.getoption("--sut")))
+    return {
+        "format": rundir.FORMAT,
+        "id": run_id,
+        "started": started or datetime.now(UTC).isoformat(timespec="seconds"),
+        "harness_version": __version__,
+        "sut": sut,
+        "profile": {
+            "name": profile.name,
+            "sha256": profile.sha256,
+            "source": profile.source,
+            "readings": {**profile.readings, "bulk_response_shape": profile.bulk_response_shape},
+        },
+        "capture": config.getoption("--wire-capture"),
+    }
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -70,9 +124,12 @@ def pytest_report_header(config: pytest.Config) -> str:
     profile = config.stash[_PROFILE]
     capture = config.getoption("--wire-capture")
     how = "unprivileged in-process tap" if capture == "tap" else "live capture on lo (libpcap)"
+    ident = config.stash[_STATE]["identity"]
+    sut = ident["sut"]
+    where = f" ({sut['source']})" if sut.get("source") else ""
     return (
-        f"msgin5g: SUT {config.getoption('--sut')}; profile {profile.name} ({profile.source}, "
-        f"sha256 {profile.sha256[:12]}); capture {capture}: {how}"
+        f"msgin5g: run {ident['id']}; SUT {rundir.sut_label(sut)}{where}; profile {profile.name} "
+        f"({profile.source}, sha256 {profile.sha256[:12]}); capture {capture}: {how}"
     )
 
 
@@ -107,11 +164,11 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     if _is_testcase_file(file_path, parent):
-        seen = parent.config.stash[_STATE].setdefault("files", set())
-        real = file_path.resolve()
-        if real in seen:  # the same file reached again through a link: loaded once
+        seen: dict[Path, Path] = parent.config.stash[_STATE].setdefault("files", {})
+        first = seen.setdefault(file_path.resolve(), file_path)
+        if first != file_path:  # the same file reached again through a link: loaded once
             return None
-        seen.add(real)
+        # (pytest may ask again for the same path, once per command-line argument in its folder)
         return YamlCaseFile.from_parent(parent, path=file_path)
     return None
 
@@ -140,6 +197,21 @@ def case_record(case: TestCase) -> dict[str, Any]:
     }
 
 
+def pytest_collectreport(report: pytest.CollectReport) -> None:
+    """A file that cannot be collected (a broken test case) is remembered: its cases are lost to
+    the run, and the gate must count that, not pass on the cases that did load."""
+    if report.failed:
+        text = str(report.longrepr).strip().splitlines()
+        _COLLECT_ERRORS.append({"file": report.nodeid or str(report.fspath), "message": text[0] if text else "?"})
+
+
+_COLLECT_ERRORS: list[dict[str, str]] = []  # this process's collection errors (reset per session)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    _COLLECT_ERRORS.clear()
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Record which cases this run collected, so that a report knows what should have a result."""
     out = session.config.getoption("--results-dir")
@@ -150,7 +222,12 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     # every xdist worker collects the same items: each writes the same file, atomically
     tmp = folder / f".{MANIFEST}.{os.getpid()}"
-    tmp.write_text(json.dumps({"cases": cases}, indent=1), encoding="utf-8")
+    record = {
+        "run": session.config.stash[_STATE]["identity"],
+        "cases": cases,
+        "collection_errors": list(_COLLECT_ERRORS),
+    }
+    tmp.write_text(json.dumps(record, indent=1), encoding="utf-8")
     os.replace(tmp, folder / MANIFEST)
 
 
@@ -220,7 +297,7 @@ def _session(config: pytest.Config) -> Session:
             make_adapter(spec),
             capture_mode=config.getoption("--wire-capture"),
             pcap_dir=Path(config.getoption("--pcap-dir")),
-            sut_label=spec,
+            sut_label=rundir.sut_label(state["identity"]["sut"]),
         )
         s.open()
         state["session"] = s
@@ -273,13 +350,14 @@ class CaseItem(pytest.Item):
             self.user_properties.append(("requirement", req))
 
     def runtest(self) -> None:
+        session: Session | None = None
         try:
             session = _session(self.config)
             result = _future(self).result(session.result_timeout() * 2)
         except HarnessError as exc:
-            raise CaseFailed(_error_result(self.case, str(exc))) from None
+            result = self._error_result(str(exc))
         except concurrent.futures.TimeoutError:
-            raise CaseFailed(_error_result(self.case, "the session gave no result in time (harness error)")) from None
+            result = self._error_result("the session gave no result in time (harness error)")
         self.result = result
         self.user_properties.extend(
             [
@@ -289,15 +367,41 @@ class CaseItem(pytest.Item):
                 ("pcap", result.pcap or ""),
             ]
         )
-        annotate(self.case, result)
+        state = self.config.stash[_STATE]
+        ident = state["identity"]
+        confirmed = sut_confirmed(session.adapter) if session is not None else None
+        if confirmed and "confirmed" not in ident["sut"]:  # the ready event's name and version
+            ident["sut"]["confirmed"] = confirmed
+        run_dir = self.config.getoption("--run-dir")
+        record = result_json(self.case, result, ident, Path(run_dir) if run_dir else None)
+        annotate(self.case, result, record)
         out = self.config.getoption("--results-dir")
         if out:
-            _write_json(Path(out), self.case, result)
+            _write_json(Path(out), self.case, record)
         if result.verdict is Verdict.PASS:
             return
         if result.verdict is Verdict.NOT_APPLICABLE:
             pytest.skip(f"not-applicable: {result.reason}")
         _raise_for(result)
+
+    def _error_result(self, reason: str) -> CaseResult:
+        """An error the session could not put in a result of its own (it never opened, or gave no
+        result in time): still a result, written like any other."""
+        state = self.config.stash[_STATE]
+        ident, profile = state["identity"], self.config.stash[_PROFILE]
+        return CaseResult(
+            self.case.id,
+            Verdict.ERROR,
+            reason,
+            [],
+            profile.name,
+            profile.sha256,
+            rundir.sut_label(ident["sut"]),
+            ident["capture"],
+            None,
+            [],
+            0.0,
+        )
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if isinstance(excinfo.value, CaseFailed):
@@ -306,10 +410,6 @@ class CaseItem(pytest.Item):
 
     def reportinfo(self) -> tuple[Path, int, str]:
         return self.path, self.case.line - 1, f"{self.case.id}: {self.case.title}"
-
-
-def _error_result(case: TestCase, reason: str) -> CaseResult:
-    return CaseResult(case.id, Verdict.ERROR, reason, [], "?", "", "?", "?", None, [], 0.0)
 
 
 def format_result(case: TestCase, r: CaseResult) -> str:
@@ -331,15 +431,35 @@ def format_result(case: TestCase, r: CaseResult) -> str:
         lines.extend(f"    {d}" for d in r.datagrams[:40])
         if len(r.datagrams) > 40:
             lines.append(f"    ... {len(r.datagrams) - 40} more datagrams in the pcap")
-    if r.sut_log:
+    if r.sut_log_excerpt:  # the SUT's own lines around the decisive datagram, polling folded
+        lines.append("  SUT log (excerpt; the whole log is in the result and the report):")
+        lines.extend(f"    {x}" for x in r.sut_log_excerpt.splitlines())
+    elif r.sut_log:
         lines.append("  SUT log:")
         lines.extend(f"    {x}" for x in r.sut_log.splitlines()[-20:])
     return "\n".join(lines)
 
 
-def result_json(case: TestCase, r: CaseResult) -> dict[str, Any]:
+SUT_LOG_EXCERPT_MAX = 64 * 1024  # characters of SUT log a result keeps (the excerpt, else the tail)
+
+
+def _pcap_shown(pcap: str | None, run_dir: Path | None) -> str | None:
+    """A capture inside the run directory is named relative to it (the folder can be moved)."""
+    if not pcap or run_dir is None:
+        return pcap
+    path = Path(pcap).resolve()
+    return path.relative_to(run_dir.resolve()).as_posix() if path.is_relative_to(run_dir.resolve()) else pcap
+
+
+def result_json(
+    case: TestCase, r: CaseResult, run: dict[str, Any] | None = None, run_dir: Path | None = None
+) -> dict[str, Any]:
+    """One case's result record (``results/<id>.json``): the verdict, the run's identity, the
+    checks with their findings, the exchange and the SUT log excerpt."""
+    excerpt = r.sut_log_excerpt or r.sut_log[-SUT_LOG_EXCERPT_MAX:]
     return {
         **case_record(case),
+        "run": run,
         "verdict": r.verdict.value,
         "reason": r.reason,
         "decisive_step": r.decisive_step,
@@ -347,8 +467,9 @@ def result_json(case: TestCase, r: CaseResult) -> dict[str, Any]:
         "profile": r.profile,
         "profile_sha256": r.profile_sha256,
         "sut": r.sut,
+        "sut_source": (run or {}).get("sut", {}).get("source"),
         "capture": r.capture_mode,
-        "pcap": r.pcap,
+        "pcap": _pcap_shown(r.pcap, run_dir),
         "provisional": r.provisional,
         "duration_s": round(r.duration_s, 4),
         "steps": [
@@ -372,9 +493,11 @@ def result_json(case: TestCase, r: CaseResult) -> dict[str, Any]:
         "exchange": r.exchange,
         "readings": r.readings,
         "deviations": [{"step": index, **d.__dict__} for index, d in r.deviations],
+        "sut_log": excerpt[-SUT_LOG_EXCERPT_MAX:],
+        "sut_log_chars": len(r.sut_log),
     }
 
 
-def _write_json(folder: Path, case: TestCase, r: CaseResult) -> None:
+def _write_json(folder: Path, case: TestCase, record: dict[str, Any]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{case.id}.json").write_text(json.dumps(result_json(case, r), indent=1), encoding="utf-8")
+    (folder / f"{case.id}.json").write_text(json.dumps(record, indent=1), encoding="utf-8")

@@ -66,3 +66,49 @@ def make_adapter(spec: str) -> SutAdapter:
     raise UsageError(
         f"unknown SUT {spec!r}; expected one of: {', '.join(known_names())}, or the path of a SUT profile (.yaml)"
     )
+
+
+def identity(adapter: SutAdapter) -> dict[str, Any]:
+    """Who the SUT is, as a report names it: its name and version first, the path only as a detail.
+
+    An external implementation is named by its SUT profile (``name``, ``version``,
+    ``description``; ``source`` is the profile's path); the embedded ones by their ``--sut``
+    name, with the harness's version (they ship with it) and what the variant is. The ``ready``
+    event's own name and version, where the SUT sent one, are added by :func:`confirmed`.
+    """
+    from msgin5g_conformance import __version__
+
+    profile = getattr(adapter, "sut", None)  # ProcessAdapter: its validated SUT profile
+    if profile is not None:
+        kind, version = "external", profile.version
+        description, source = getattr(profile, "description", None), profile.source
+    else:
+        kind, _, variant = adapter.name.partition(":")
+        kind = kind if variant else "reference"
+        version, source = __version__, None
+        if kind == "faulty":
+            broken = FAULTY[variant][2] if variant in FAULTY else FAULTY_COAP[variant][1]
+            description = f"faulty variant of the embedded reference, built to break {broken}"
+        elif kind == "conformant":
+            description = f"conformant variant of the embedded reference: {CONFORMANT[variant][2]}"
+        else:
+            description = "the harness's embedded reference implementation of the three roles"
+    return {
+        "name": adapter.name,
+        "version": version,
+        "kind": kind,
+        "description": description,
+        "source": source,
+        "roles": sorted(adapter.roles),
+        "capabilities": sorted(adapter.capabilities),
+        "options": sorted(adapter.options),
+    }
+
+
+def confirmed(adapter: SutAdapter) -> dict[str, str] | None:
+    """The name and version the SUT gave in its ``ready`` event (None before it started, or for
+    an embedded SUT, which sends none)."""
+    found = getattr(adapter, "implementation", None)
+    if not isinstance(found, dict) or not found.get("name"):
+        return None
+    return {k: str(found[k]) for k in ("name", "version") if found.get(k) is not None}

@@ -298,7 +298,8 @@ def test_run_one_case_writes_pcap_and_reports(tmp_path: Path) -> None:
     pcap = tmp_path / "pcaps" / "RELAY-DL-001.pcap"
     assert pcap.is_file() and pcap.stat().st_size > 24  # more than the pcap file header
 
-    reports = tmp_path / "reports"
+    reports = tmp_path / "reports" / "latest"  # the run's own directory
+    assert reports.is_symlink() and reports.resolve().parent == (tmp_path / "reports" / "runs").resolve()
     suite = ET.parse(reports / "junit.xml").getroot()
     cases = suite.findall(".//testcase")
     assert len(cases) == 1
@@ -319,6 +320,10 @@ def test_run_one_case_writes_pcap_and_reports(tmp_path: Path) -> None:
     assert result["profile_sha256"] == load_profile(tmp_path / "lab-profile.yaml").sha256
     assert result["provisional"] == ["addresses", "readings", "recipient_option"]
     assert result["sut"] == "reference"
+    assert result["run"]["id"] == reports.resolve().name
+    assert result["run"]["sut"]["name"] == "reference" and result["run"]["profile"]["name"] == "lab"
+    assert json.loads((reports / "run.json").read_text("utf-8"))["status"] == 0
+    assert (reports / "compliance.md").is_file() and "gate PASSED" in proc.stdout  # run writes matrix and gate
 
 
 def test_run_folder_of_any_name(tmp_path: Path) -> None:
@@ -342,6 +347,9 @@ def test_run_with_a_broken_file_still_runs_the_good_one(tmp_path: Path) -> None:
     assert f"{broken}:{line}: {BAD_STRENGTH}" in output
     assert "Traceback" not in output
     assert (tmp_path / "pcaps" / "RELAY-DL-001.pcap").is_file(), output
+    # the broken file's case is lost to the run: the gate counts it, though every loaded case passed
+    assert f"FAIL {broken.name}" in output or "a test case file the run could not load" in output, output
+    assert "gate FAILED: 1 case(s): 1 passed" in output, output
 
 
 # --------------------------------------------------------------------------- #
@@ -406,10 +414,7 @@ class Scenario(NamedTuple):
     engine_bug: str | None = None
 
 
-RUN_WITH_LAB_PROFILE = (
-    "msgin5g-conformance run testcases --sut reference --profile lab-profile.yaml "
-    "--pcap-dir pcaps --reports-dir reports"
-)
+RUN_WITH_LAB_PROFILE = "msgin5g-conformance run testcases --sut reference --profile lab-profile.yaml --no-html"
 SCENARIOS = {
     "msgin5g-conformance lint testcases": Scenario(lay_out_shipped, 0),
     "msgin5g-conformance lint testcases/relay/RELAY-DL-010.yaml": Scenario(lay_out_broken_case, 1),
@@ -419,7 +424,9 @@ SCENARIOS = {
         lay_out_shipped, 0, ("pcaps/RELAY-DL-001.pcap", "pcaps/GW-BULK-003.pcap", "pcaps/CUE-RSP-001.pcap")
     ),
     RUN_WITH_LAB_PROFILE: Scenario(
-        lay_out_shipped, 0, ("reports/junit.xml", "reports/results/GW-BULK-002.json", "pcaps/CUE-REQ-001.pcap")
+        lay_out_shipped,
+        0,
+        ("reports/latest/junit.xml", "reports/latest/results/GW-BULK-002.json", "pcaps/CUE-REQ-001.pcap"),
     ),
     "pytest testcases --sut faulty:drops-404 --pcap-dir pcaps": Scenario(
         lay_out_shipped, 1, ("pcaps/RELAY-DL-003.pcap",)

@@ -47,7 +47,7 @@ def test_a_run_judges_each_case_once_through_links_and_loops(tmp_path: Path) -> 
     )
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     assert "1 passed" in run.stdout
-    collected = json.loads((tmp_path / "reports" / "results" / "_collected.json").read_text())
+    collected = json.loads((tmp_path / "reports" / "latest" / "results" / "_collected.json").read_text())
     assert [c["id"] for c in collected["cases"]] == ["RELAY-DL-001"]
 
 
@@ -64,4 +64,16 @@ def test_two_files_with_one_id_are_refused_at_collection(tmp_path: Path) -> None
     assert run.returncode not in (0, 1), out[-2000:]
     assert f"{cases / 'b.yaml'}:1: id: 'RELAY-DL-001' is also the id of {cases / 'a.yaml'}:1" in out, out[-2000:]
     assert "Traceback" not in out
-    assert not list((tmp_path / "reports" / "results").glob("RELAY-*.json"))  # nothing ran
+    assert not list((tmp_path / "reports" / "latest" / "results").glob("RELAY-*.json"))  # nothing ran
+
+
+@pytest.mark.xdist_group("heavy")
+def test_several_files_of_one_folder_on_the_command_line_all_run(tmp_path: Path) -> None:
+    """`run A.yaml B.yaml C.yaml` of one folder runs all three (pytest asks for the same file
+    once per argument; only a second path to one file, through a link, is skipped)."""
+    relay = DL_001.parent
+    names = ("RELAY-DL-001", "RELAY-DL-002", "RELAY-DL-003")
+    run = run_cli("run", "--sut", "reference", "--no-html", *(str(relay / f"{n}.yaml") for n in names), cwd=tmp_path)
+    out = run.stdout + run.stderr
+    assert run.returncode == 0, out[-2000:]
+    assert "3 passed" in out and "not found" not in out

@@ -148,7 +148,7 @@ def test_annotations_of_a_failed_case(payload_run: Path) -> None:
     assert r["status"] in ("failed", "broken")
     assert labels(r, "epic") == ["TS 24.538"]
     assert labels(r, "feature") == ["TS 24.538 6.2.2.1"]
-    assert labels(r, "story") == ["REQ-RELAY-DL-1", "REQ-RELAY-TERM-1"]
+    assert labels(r, "story") == ["REQ-RELAY-DL-1"]  # the tree: spec, clause, first requirement
     assert labels(r, "severity") == ["critical"]
     tags = labels(r, "tag")
     assert {"relay", "verdict:fail", "provisional:addresses", "provisional:recipient_option"} <= set(tags)

@@ -272,7 +272,7 @@ def test_chart_of_a_real_failing_run(tmp_path: Path) -> None:
         check=False,
     )
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    result = json.loads((reports / "results" / "RELAY-DL-003.json").read_text(encoding="utf-8"))
+    result = json.loads((reports / "latest" / "results" / "RELAY-DL-003.json").read_text(encoding="utf-8"))
     root = ET.fromstring(render_svg(result))
     assert [a.get("data-dst") for a in _groups(root, "datagram")] == ["sut.uu"]
     (missing,) = _groups(root, "missing")

@@ -28,6 +28,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import allure_commons
 import pytest
 
 if TYPE_CHECKING:
@@ -44,6 +45,65 @@ JSON_TYPE = "application/json"
 
 _SPEC = re.compile(r"\b(TS|TR)\s*(\d{2})\.(\d{3})\b(?:\s+([A-Z]?\d+(?:\.(?:\d+|x))*|[A-Z]\.\d+(?:\.\d+)*))?")
 _RFC = re.compile(r"\bRFC\s*(\d{3,5})(?:\s+(\d+(?:\.\d+)*))?")
+
+
+# our verdict -> Allure's status: inconclusive is "unknown" (Allure's "broken" means a broken
+# test, which is our error), not-applicable is "skipped"
+VERDICT_STATUS = {
+    "pass": "passed",
+    "fail": "failed",
+    "inconclusive": "unknown",
+    "error": "broken",
+    "not-applicable": "skipped",
+}
+VERDICT_WORD = {
+    "pass": "PASS",
+    "fail": "FAIL",
+    "inconclusive": "INCONCLUSIVE",
+    "error": "ERROR",
+    "not-applicable": "NOT APPLICABLE",
+}
+_CLASS_PREFIX = re.compile(r"^(?:[A-Za-z_]\w*\.)*(?:CaseFailed|CaseFailedAssertion|StepFailed|StepBroken|Skipped): ")
+_BANNER_HOOK = "msgin5g-verdict-words"
+
+
+class _VerdictWords:
+    """Rewrites each case's Allure result before it is written: the status from our verdict (the
+    ``verdict:`` tag :func:`annotate` sets) and the error banner in our words (allure-pytest
+    writes ``module.ExceptionClass: message``)."""
+
+    @staticmethod
+    def verdict_of(result: Any) -> str | None:
+        for label in getattr(result, "labels", None) or []:
+            if label.name == "tag" and str(label.value).startswith("verdict:"):
+                return str(label.value).split(":", 1)[1]
+        return None
+
+    @allure_commons.hookimpl(tryfirst=True)
+    def report_result(self, result: Any) -> None:
+        verdict = self.verdict_of(result)
+        if verdict not in VERDICT_STATUS:
+            return
+        result.status = VERDICT_STATUS[verdict]
+        # the pytest marker every case carries says nothing in a report of cases only
+        result.labels = [x for x in result.labels if not (x.name == "tag" and x.value == "msgin5g")]
+        details = result.statusDetails
+        if details is not None and details.message:
+            text = _CLASS_PREFIX.sub("", str(details.message)).removeprefix("not-applicable: ")
+            details.message = f"{VERDICT_WORD[verdict]}: {text}"
+        steps = list(getattr(result, "steps", None) or [])
+        while steps:  # each step's banner too: "step failed: <reason>", not the class that marks it
+            step = steps.pop()
+            steps.extend(getattr(step, "steps", None) or [])
+            sd = getattr(step, "statusDetails", None)
+            if sd is not None and sd.message:
+                sd.message = _CLASS_PREFIX.sub("", str(sd.message))
+
+
+def register_verdict_words() -> None:
+    """Install :class:`_VerdictWords` into allure-python-commons (once per process)."""
+    if allure_commons.plugin_manager.get_plugin(_BANNER_HOOK) is None:
+        allure_commons.plugin_manager.register(_VerdictWords(), _BANNER_HOOK)
 
 
 class StepFailed(AssertionError):
@@ -194,20 +254,26 @@ def _record_step(step: StepResult) -> None:
         context.__exit__(type(outcome) if outcome else None, outcome, None)
 
 
-def annotate(case: TestCase, result: CaseResult) -> None:
-    """Describe one finished case to allure-pytest (labels, links, steps, attachments)."""
+def annotate(case: TestCase, result: CaseResult, record: dict[str, Any]) -> None:
+    """Describe one finished case to allure-pytest (labels, links, steps, attachments);
+    ``record`` is the case's result record (``results/<id>.json``)."""
     if not _active():
         return
     allure = _api()
-    from msgin5g_conformance.plugin import result_json
     from msgin5g_conformance.report.msc import render_svg
 
     allure.dynamic.title(f"{case.id}: {case.title}")
-    allure.dynamic.description(case.purpose)
+    verdict = result.verdict.value
+    allure.dynamic.description(
+        f"**Verdict: {VERDICT_WORD[verdict]}**: {result.reason}\n\n"
+        f"Requirements: {', '.join(case.requirements)} ({case.strength}); clause {case.clause}.\n\n{case.purpose}"
+    )
     allure.dynamic.epic(spec_of(case.clause))
     allure.dynamic.feature(case.clause)
-    for req in case.requirements:
-        allure.dynamic.story(req)
+    # The tree is specification -> clause -> requirement: one story per case (its first
+    # requirement), so that every group counts each case once; the matrix has every requirement.
+    if case.requirements:
+        allure.dynamic.story(case.requirements[0])
     allure.dynamic.severity(SEVERITY.get(case.strength, "normal"))
     allure.dynamic.tag(case.role, f"verdict:{result.verdict.value}", f"sut:{result.sut}", f"profile:{result.profile}")
     for item in result.provisional:
@@ -221,7 +287,7 @@ def annotate(case: TestCase, result: CaseResult) -> None:
     if result.pcap and Path(result.pcap).is_file():
         allure.attach.file(result.pcap, name=f"{case.id}.pcap", attachment_type=PCAP_TYPE, extension="pcap")
     try:
-        chart = render_svg(result_json(case, result))
+        chart = render_svg(record)
     except Exception as exc:  # evidence must never change a verdict
         allure.attach(
             f"sequence chart not drawn: {type(exc).__name__}: {exc}\n",

@@ -258,16 +258,28 @@ def today_utc() -> date:
 
 
 def collected(results_dir: str | Path) -> tuple[list[dict[str, Any]] | None, list[str]]:
-    """The cases the run recorded as collected, and a FAIL line per problem with that record."""
+    """The cases the run recorded as collected (each with the run's id, when the record names
+    the run), and a FAIL line per problem with that record."""
     path = Path(results_dir) / MANIFEST
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        cases = [c for c in data["cases"] if isinstance(c, dict) and isinstance(c.get("id"), str)]
+        run = data.get("run") if isinstance(data.get("run"), dict) else {}
+        cases = [
+            {**c, "run_id": run.get("id")}
+            for c in data["cases"]
+            if isinstance(c, dict) and isinstance(c.get("id"), str)
+        ]
+        broken = [e for e in data.get("collection_errors") or [] if isinstance(e, dict)]
     except FileNotFoundError:
         return None, [f"FAIL {path}: no record of the cases the run collected: nothing to count the results against"]
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
         return None, [f"FAIL {path}: unreadable record of the collected cases: {exc}"]
-    return cases, []
+    lost = [
+        f"FAIL {e.get('file', '?')}: a test case file the run could not load (its cases did not run): "
+        f"{e.get('message', '?')}"
+        for e in broken
+    ]
+    return cases, lost
 
 
 def completeness(collected_cases: Sequence[Mapping[str, Any]], results: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -282,6 +294,14 @@ def completeness(collected_cases: Sequence[Mapping[str, Any]], results: Sequence
             shared = f"{len(where)} collected cases share this id ({', '.join(where)})"
             lines.append(f"FAIL {cid}: {shared}; one result hides the others")
     got = {str(r.get("id")) for r in results}
+    run_ids = {str(c["run_id"]) for c in collected_cases if c.get("run_id")}
+    for r in sorted(results, key=lambda r: str(r.get("id"))):
+        theirs = r.get("run", {}).get("id") if isinstance(r.get("run"), dict) else None
+        if run_ids and theirs not in run_ids:
+            lines.append(
+                f"FAIL {r.get('id')}: the result belongs to run {theirs or '(unnamed)'}, "
+                f"not to this run ({', '.join(sorted(run_ids))})"
+            )
     for cid in sorted(set(files) - got):
         lines.append(f"FAIL {cid}: collected, but no result was written (lost: the case crashed or did not finish)")
     for cid in sorted(got - set(files)):

@@ -24,6 +24,10 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Any
+
+from msgin5g_conformance.report import allure_extras
+from msgin5g_conformance.report.gate import GateResult
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_TIMEOUT_S = 300.0
@@ -74,16 +78,29 @@ def generate(
     report_name: str = "MSGin5G conformance (TS 24.538 6.2.2)",
     allure_bin: Path | None = None,
     timeout_s: float = DEFAULT_TIMEOUT_S,
+    settings: dict[str, Any] | None = None,
+    gate: GateResult | None = None,
 ) -> tuple[bool, str]:
-    """Build the single-file HTML report; ``(True, what was written)`` or ``(False, why not)``."""
+    """Build the single-file HTML report; ``(True, what was written)`` or ``(False, why not)``.
+
+    ``settings`` are more allurerc keys (:func:`.allure_extras.config`: variables, categories,
+    grouping); ``gate`` is shown as the report's quality-gate result."""
     try:
-        return _generate(Path(allure_results_dir), Path(out_file), report_name, allure_bin, timeout_s)
+        return _generate(
+            Path(allure_results_dir), Path(out_file), report_name, allure_bin, timeout_s, settings or {}, gate
+        )
     except Exception as exc:  # the contract: a report problem is a message, never a traceback
         return False, f"HTML report not generated: unexpected {type(exc).__name__}: {exc}"
 
 
 def _generate(
-    results: Path, out_file: Path, report_name: str, allure_bin: Path | None, timeout_s: float
+    results: Path,
+    out_file: Path,
+    report_name: str,
+    allure_bin: Path | None,
+    timeout_s: float,
+    settings: dict[str, Any],
+    gate: GateResult | None,
 ) -> tuple[bool, str]:
     node = shutil.which("node")
     if node is None:
@@ -103,10 +120,11 @@ def _generate(
     with tempfile.TemporaryDirectory(prefix="msgin5g-allure-") as tmp:
         work = Path(tmp)
         out_dir = work / "out"
-        config = {
+        config: dict[str, Any] = {
             "name": report_name,
+            "plugins": {"awesome": {"options": {"singleFile": True}}},
+            **settings,
             "output": str(out_dir),
-            "plugins": {"awesome": {"options": {"singleFile": True, "reportName": report_name}}},
         }
         config_file = work / "allurerc.json"
         config_file.write_text(json.dumps(config, indent=1), encoding="utf-8")
@@ -120,6 +138,8 @@ def _generate(
             "--output",
             str(out_dir),
         ]
+        if gate is not None:  # allure generate restores this state: our gate as its quality gate
+            cmd += ["--dump", str(allure_extras.write_gate_dump(work / "gate.zip", gate))]
         env = {**os.environ, "NO_COLOR": "1", "FORCE_COLOR": "0"}
         try:
             proc = subprocess.run(
@@ -134,6 +154,7 @@ def _generate(
             tail = " | ".join((proc.stderr or proc.stdout).strip().splitlines()[-5:]) or "no output"
             return False, f"HTML report not generated: allure {version} exited with {proc.returncode}: {tail}"
         html = strip_analytics(index.read_text(encoding="utf-8"))
+        html = html.replace("</head>", allure_extras.HIDE_CSS + "</head>", 1)
         out_file.parent.mkdir(parents=True, exist_ok=True)
         out_file.write_text(html, encoding="utf-8")
     size = out_file.stat().st_size

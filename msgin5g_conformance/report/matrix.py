@@ -26,15 +26,17 @@ not collocated and uses SEAL-C) carries that reason, so it is not left silent.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from msgin5g_conformance.errors import DefinitionError
+from msgin5g_conformance.report import rundir
 from msgin5g_conformance.spec.loader import discover, load_testcase
 from msgin5g_conformance.spec.requirements import catalogue
 from msgin5g_conformance.world.profile import Profile
@@ -176,11 +178,71 @@ def requirement_status(verdicts: Iterable[str]) -> str:
     return "pass"
 
 
-def _hash_tree(folder: Path, patterns: Sequence[str]) -> list[dict[str, str]]:
-    if not folder.is_dir():
-        return []
-    files = sorted({p for pat in patterns for p in folder.rglob(pat) if p.is_file()})
-    return [{"file": p.relative_to(folder).as_posix(), "sha256": sha256_file(p)} for p in files]
+def capture_path(pcap: str, results_dir: Path, pcaps_dir: Path) -> Path | None:
+    """Where a result's capture is: named relative to the run directory (the results folder's
+    parent), as an absolute path, or (moved) by its file name in the captures folder."""
+    named = Path(pcap)
+    for candidate in (
+        named if named.is_absolute() else results_dir.parent / named,
+        named,
+        pcaps_dir / named.name,
+    ):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _own_captures(
+    results: Sequence[Mapping[str, Any]], results_dir: Path, pcaps_dir: Path, warnings: list[str]
+) -> dict[str, tuple[str, str]]:
+    """case id -> (file name, SHA-256) of the capture each result of this run names; captures
+    in the folder that no result names (another run's) are left out, with a warning."""
+    out: dict[str, tuple[str, str]] = {}
+    used: set[Path] = set()
+    for r in results:
+        if not r.get("pcap"):
+            continue
+        path = capture_path(str(r["pcap"]), results_dir, pcaps_dir)
+        if path is None:
+            warnings.append(f"{r['id']}: its capture {r['pcap']} is missing")
+            continue
+        used.add(path.resolve())
+        out[str(r["id"])] = (path.name, sha256_file(path))
+    if pcaps_dir.is_dir():
+        strays = sorted(
+            p.name
+            for p in pcaps_dir.iterdir()
+            if p.suffix in (".pcap", ".pcapng") and p.is_file() and p.resolve() not in used
+        )
+        if strays:
+            shown = ", ".join(strays[:5]) + (f" and {len(strays) - 5} more" if len(strays) > 5 else "")
+            warnings.append(
+                f"{pcaps_dir}: {len(strays)} capture(s) no result of this run names (another run's?), "
+                f"not hashed: {shown}"
+            )
+    return out
+
+
+def run_identity(results_dir: Path, results: Sequence[Mapping[str, Any]], warnings: list[str]) -> dict[str, Any]:
+    """The identity of the run the results belong to (the record of what it collected names it;
+    results name theirs), with a warning for every result of another run, SUT or profile."""
+    ident: dict[str, Any] = {}
+    manifest = results_dir / MANIFEST
+    with contextlib.suppress(OSError, ValueError, TypeError, AttributeError):
+        recorded = json.loads(manifest.read_text(encoding="utf-8")).get("run")
+        if isinstance(recorded, dict):
+            ident = recorded
+    if not ident:
+        ident = next((dict(r["run"]) for r in results if isinstance(r.get("run"), dict)), {})
+    for r in results:
+        other = r.get("run")
+        if not isinstance(other, dict) or not ident:
+            continue
+        if other.get("id") != ident.get("id"):
+            warnings.append(f"{r['id']}: result of another run ({other.get('id')}), not of {ident.get('id')}")
+        elif isinstance(other.get("sut"), dict) and other["sut"].get("confirmed"):
+            ident.setdefault("sut", {}).setdefault("confirmed", other["sut"]["confirmed"])
+    return ident
 
 
 def build(
@@ -199,8 +261,10 @@ def build(
     found, joined with ", " if they differ).
     """
     results, warnings = read_results(results_dir)
+    run = run_identity(Path(results_dir), results, warnings)
     if sut is None:
-        sut = ", ".join(sorted({str(r["sut"]) for r in results if r.get("sut")})) or "unknown"
+        names = sorted({str(r["sut"]) for r in results if r.get("sut")})
+        sut = rundir.sut_label(run["sut"]) if run.get("sut") else ", ".join(names) or "unknown"
     tc_dir, pcap_dir = Path(testcases_dir), Path(pcaps_dir)
     cat = catalogue()
 
@@ -208,8 +272,8 @@ def build(
     # run recorded them; only a run that left no record makes the matrix read the YAML files.
     defined, files = _collected(Path(results_dir), tc_dir, profile, warnings)
 
-    pcaps = _hash_tree(pcap_dir, ["*.pcap", "*.pcapng"])
-    pcap_hash = {Path(p["file"]).name: p["sha256"] for p in pcaps}
+    captures = _own_captures(results, Path(results_dir), pcap_dir, warnings)
+    pcaps = [{"file": name, "sha256": digest, "id": cid} for cid, (name, digest) in sorted(captures.items())]
 
     proven = proven_cases()
 
@@ -230,9 +294,7 @@ def build(
         if r.get("sut") and r["sut"] != sut:
             warnings.append(f"{cid}: run against SUT {r['sut']!r}, not {sut!r}")
         pcap_name = Path(str(r["pcap"])).name if r.get("pcap") else None
-        pcap_sum = pcap_hash.get(pcap_name) if pcap_name else None
-        if pcap_name and pcap_sum is None and Path(str(r["pcap"])).is_file():
-            pcap_sum = sha256_file(Path(str(r["pcap"])))  # captured outside pcaps_dir
+        pcap_sum = captures[cid][1] if cid in captures else None
         cases[cid] = {
             "id": cid,
             "title": r.get("title", d.get("title", "")),
@@ -321,6 +383,11 @@ def build(
     return {
         "format": FORMAT,
         "identity": {
+            "run": run.get("id"),
+            "started": run.get("started"),
+            "finished": run.get("finished"),
+            "sut_detail": run.get("sut") or {},
+            "capture": run.get("capture"),
             "harness_version": harness_version,
             "profile": {
                 "name": profile.name,
@@ -356,6 +423,37 @@ def _counts(counts: Mapping[str, int]) -> str:
     return ", ".join(f"{counts[k]} {k}" for k in keys) or "none"
 
 
+def identity_rows(ident: Mapping[str, Any], code: Callable[[str], str] = str) -> list[tuple[str, str]]:
+    """The run's identity as (label, text) rows, the product first: what every report shows on
+    its first screen (the matrix, the HTML report's environment, the one-page summary); ``code``
+    marks up a hash (Markdown: as code)."""
+    sut = ident.get("sut_detail") or {}
+    rows = [("SUT", str(ident.get("sut") or "unknown"))]
+    if sut.get("description"):
+        rows.append(("Description", str(sut["description"])))
+    confirmed = sut.get("confirmed")
+    if confirmed:
+        said = " ".join(str(confirmed[k]) for k in ("name", "version") if confirmed.get(k))
+        shown = rundir.sut_label({**sut, "kind": "external"})
+        rows.append(("Ready event", said + ("" if said == shown else f" (the SUT profile says {shown})")))
+    if sut.get("roles"):
+        rows.append(("Roles", ", ".join(sut["roles"])))
+    rows.append(("Declared options", ", ".join(sut.get("options") or []) or "none"))
+    profile = ident.get("profile") or {}
+    rows.append(("Profile", f"{profile.get('name', '?')} (SHA-256 {code(str(profile.get('sha256', '')))})"))
+    rows.append(("Readings", rundir.readings_text(profile.get("readings") or {}) or "none"))
+    rows.append(("Harness version", str(ident.get("harness_version", "?"))))
+    if ident.get("capture"):
+        rows.append(("Capture", str(ident["capture"])))
+    if ident.get("run"):
+        rows.append(("Run", str(ident["run"])))
+    rows.append(("Started", str(ident.get("started") or ident.get("date") or "?")))
+    rows.append(("Report built", str(ident.get("date", "?"))))
+    if sut.get("source"):
+        rows.append(("SUT profile file", str(sut["source"])))
+    return rows
+
+
 def render_markdown(matrix: Mapping[str, Any]) -> str:
     """``compliance.md``: identity, summary, requirements, cases, file and capture hashes."""
     ident = matrix["identity"]
@@ -364,13 +462,9 @@ def render_markdown(matrix: Mapping[str, Any]) -> str:
         "",
         "| Run | |",
         "|---|---|",
-        f"| Harness version | {_cell(ident['harness_version'])} |",
-        f"| Profile | {_cell(ident['profile']['name'])} (SHA-256 `{ident['profile']['sha256']}`) |",
-        f"| Readings | {_cell(', '.join(f'{k}: {v}' for k, v in ident['profile'].get('readings', {}).items()))} |",
-        f"| SUT | {_cell(ident['sut'])} |",
-        f"| Date | {_cell(ident['date'])} |",
+        *(f"| {_cell(k)} | {_cell(v)} |" for k, v in identity_rows(ident, lambda s: f"`{s}`")),
         f"| Test case files | {len(ident['testcases'])} in `{_cell(ident['testcases_dir'])}` |",
-        f"| Captures | {len(ident['pcaps'])} in `{_cell(ident['pcaps_dir'])}` |",
+        f"| Captures | {len(ident['pcaps'])} of this run's results, SHA-256 below |",
         "",
         f"**Requirements:** {_counts(matrix['summary']['requirements'])}.  ",
         f"**Test cases:** {_counts(matrix['summary']['cases'])}.  ",
