@@ -132,11 +132,11 @@ def cmd_run(a: argparse.Namespace) -> int:
 
     try:
         profile = load_profile(a.profile)
-        adapter = make_adapter(a.sut)
+        adapter = make_adapter(a.sut, profile.max_file_bytes)
         if a.waivers:
             from msgin5g_conformance.report import gate
 
-            gate.load_waivers(a.waivers)
+            gate.load_waivers(a.waivers, profile.max_file_bytes)
         if a.keep_runs < 0:
             raise UsageError(f"--keep-runs {a.keep_runs}: expected 0 (keep every run) or more")
     except (DefinitionError, UsageError) as exc:
@@ -265,7 +265,7 @@ def _reports(
     json_path, md_path = matrix.write(m, run_dir)
     for warning in m.get("warnings", []):
         print(f"warning: {warning}", file=sys.stderr)
-    result = gate.check(results, waivers, strict=strict)
+    result = gate.check(results, waivers, strict=strict, max_file_bytes=profile.max_file_bytes)
     print(f"compliance matrix: {md_path} and {json_path}")
     for line in publish.publish(run_dir, m, result, html_report=html):
         print(line)
@@ -289,7 +289,7 @@ def cmd_report(a: argparse.Namespace) -> int:
             profile_path = str(source) if source.is_file() else None
         profile = load_profile(profile_path)
         if a.waivers:
-            gate.load_waivers(a.waivers)
+            gate.load_waivers(a.waivers, profile.max_file_bytes)
     except DefinitionError as exc:
         print(f"msgin5g-conformance: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -401,7 +401,7 @@ def cmd_sweep(a: argparse.Namespace) -> int:
         if a.role not in ("relay", "gateway", "constrained-ue"):
             raise UsageError(f"--role {a.role!r}: expected one of relay, gateway, constrained-ue")
         profile = load_profile(a.profile)
-        adapter = make_adapter(a.sut)
+        adapter = make_adapter(a.sut, profile.max_file_bytes)
     except (DefinitionError, UsageError) as exc:
         return error(exc)
     out = Path(a.out) if a.out else Path("reports") / f"sweep-{a.role}.json"

@@ -64,7 +64,7 @@ def pytest_configure(config: pytest.Config) -> None:
     from sut_adapters.registry import make_adapter
 
     try:
-        make_adapter(config.getoption("--sut"))  # fail early on an unknown name
+        make_adapter(config.getoption("--sut"), profile.max_file_bytes)  # fail early on an unknown name
     except UsageError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[_PROFILE] = profile
@@ -102,7 +102,7 @@ def run_identity(config: pytest.Config, profile: Profile) -> dict[str, Any]:
             if not hasattr(config, "workerinput"):
                 os.environ[_RUN_ENV] = f"{run_id} {started}"
                 config.add_cleanup(lambda: _forget_run_env())
-    sut = identity(make_adapter(config.getoption("--sut")))
+    sut = identity(make_adapter(config.getoption("--sut"), profile.max_file_bytes))
     return {
         "format": rundir.FORMAT,
         "id": run_id,
@@ -294,7 +294,7 @@ def _session(config: pytest.Config) -> Session:
         spec = config.getoption("--sut")
         s = Session(
             config.stash[_PROFILE],
-            make_adapter(spec),
+            make_adapter(spec, config.stash[_PROFILE].max_file_bytes),
             capture_mode=config.getoption("--wire-capture"),
             pcap_dir=Path(config.getoption("--pcap-dir")),
             sut_label=rundir.sut_label(state["identity"]["sut"]),

@@ -163,11 +163,11 @@ def _check_characters(text: str, file: str) -> None:
     )
 
 
-def load_text(text: str, file: str) -> Located:
+def load_text(text: str, file: str, limit: int = MAX_FILE_BYTES) -> Located:
     """Parse one YAML document; syntax errors and exceeded bounds become a located
     :class:`DefinitionError`."""
-    if len(text) > MAX_FILE_BYTES:
-        raise DefinitionError([Problem(file, None, "", f"longer than the limit of {MAX_FILE_BYTES} characters")])
+    if len(text) > limit:
+        raise DefinitionError([Problem(file, None, "", f"longer than the limit of {limit} characters")])
     _check_characters(text, file)
     loader = _UniqueKeyLoader(text)
     try:
@@ -212,18 +212,20 @@ def read_bounded(path: Path | str, limit: int = MAX_FILE_BYTES) -> bytes:
         if fd >= 0:
             os.close(fd)
     if len(data) > limit:
-        raise DefinitionError([Problem(str(p), None, "", f"larger than the limit of {limit} bytes")])
+        why = f"larger than the limit of {limit} bytes (limits.max_file_bytes of the profile)"
+        raise DefinitionError([Problem(str(p), None, "", why)])
     return data
 
 
-def load_file(path: Path | str) -> Located:
+def load_file(path: Path | str, limit: int = MAX_FILE_BYTES) -> Located:
     """Read and parse ``path``; an unreadable, oversized or irregular file is a located error, not
-    a traceback or a hang."""
+    a traceback or a hang. ``limit``: the profile's ``limits.max_file_bytes`` for the files a run
+    reads (test cases, SUT profile, waivers); the profile itself is held to the default."""
     p = Path(path)
-    data = read_bounded(p)
+    data = read_bounded(p, limit)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         raise DefinitionError([Problem(str(p), line, "", f"not UTF-8 (byte {exc.start}: {exc.reason})")]) from None
-    return load_text(text, str(p))
+    return load_text(text, str(p), limit)

@@ -168,9 +168,9 @@ def _executable_problem(command: list[str], cwd: Path) -> str | None:
     return None
 
 
-def load_sut_profile(path: str | Path) -> SutProfile:
+def load_sut_profile(path: str | Path, limit: int = yamlsource.MAX_FILE_BYTES) -> SutProfile:
     """Read and check a SUT profile; every mistake is a located :class:`DefinitionError`."""
-    located = yamlsource.load_file(path)
+    located = yamlsource.load_file(path, limit)
     if not isinstance(located.data, dict):
         raise DefinitionError([located.problem([], "a SUT profile must be a mapping")])
     schemacheck.check(located, "sut-profile.schema.json")
@@ -792,8 +792,8 @@ class ProcessAdapter:
 
     instances = 1  # one process plays one role at a time
 
-    def __init__(self, profile_path: str | Path) -> None:
-        self.sut = load_sut_profile(profile_path)
+    def __init__(self, profile_path: str | Path, max_file_bytes: int = yamlsource.MAX_FILE_BYTES) -> None:
+        self.sut = load_sut_profile(profile_path, max_file_bytes)
         self.name = self.sut.name
         self.roles = self.sut.roles
         self.capabilities = self.sut.capabilities

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from msgin5g_conformance.errors import DefinitionError, UsageError
+from msgin5g_conformance.yamlsource import MAX_FILE_BYTES
 
 from .base import SutAdapter
 from .conformant import cue as conformant_cue
@@ -46,11 +47,12 @@ def known_names() -> list[str]:
     ]
 
 
-def make_adapter(spec: str) -> SutAdapter:
-    """Build the adapter for ``--sut``; an unknown name is a UsageError listing the known ones."""
+def make_adapter(spec: str, max_file_bytes: int = MAX_FILE_BYTES) -> SutAdapter:
+    """Build the adapter for ``--sut``; an unknown name is a UsageError listing the known ones.
+    ``max_file_bytes`` bounds a SUT profile (the run's profile's ``limits.max_file_bytes``)."""
     if spec.endswith((".yaml", ".yml")):  # a SUT profile: an implementation outside the harness
         try:
-            return ProcessAdapter(spec)
+            return ProcessAdapter(spec, max_file_bytes)
         except DefinitionError as exc:
             raise UsageError(f"bad SUT profile {spec}:\n{exc}") from None
     if spec == "reference":

@@ -20,7 +20,7 @@ from msgin5g_conformance.errors import DefinitionError
 from msgin5g_conformance.spec.loader import load_testcase
 from msgin5g_conformance.world.profile import load_profile
 
-from .conftest import ROOT, TESTCASES
+from .conftest import ROOT, TESTCASES, profile_with
 from .test_cli import run_cli
 
 
@@ -133,3 +133,44 @@ def test_lint_of_a_folder_with_bad_files_checks_the_rest(tmp_path: Path) -> None
     out = proc.stdout + proc.stderr
     assert "4 file(s) checked, 3 with problems" in out, out
     assert "RELAY-DL-001.yaml" not in out
+
+
+def test_the_size_limit_is_a_profile_value(tmp_path: Path) -> None:
+    """limits.max_file_bytes bounds the test case files a run reads: a small limit refuses a
+    shipped case naming the limit, a larger one admits a file over the default."""
+    from msgin5g_conformance.spec.loader import load_testcases
+
+    case = TESTCASES / "relay" / "RELAY-DL-001.yaml"
+    small = load_profile(profile_with(tmp_path, "small", {"limits.max_file_bytes": 1024}))
+    assert small.max_file_bytes == 1024
+    with pytest.raises(DefinitionError) as refused:
+        load_testcases(case, small)
+    assert "larger than the limit of 1024 bytes (limits.max_file_bytes of the profile)" in str(refused.value)
+    big = tmp_path / "RELAY-DL-001.yaml"
+    big.write_text(case.read_text() + "#" * 300_000 + "\n", encoding="utf-8")  # over the 256 KiB default
+    with pytest.raises(DefinitionError):
+        load_testcases(big, load_profile())
+    large = load_profile(profile_with(tmp_path, "large", {"limits.max_file_bytes": 1 << 20}))
+    assert load_testcases(big, large)[0].id == "RELAY-DL-001"
+
+
+@pytest.mark.parametrize("value", [1023, 16777217, 65536.0, "1 MiB"])
+def test_a_size_limit_out_of_range_is_a_located_error(tmp_path: Path, value: object) -> None:
+    with pytest.raises(DefinitionError) as refused:
+        load_profile(profile_with(tmp_path, "p", {"limits.max_file_bytes": value}))
+    assert "limits.max_file_bytes" in str(refused.value)
+
+
+def test_the_size_limit_bounds_sut_profiles_and_waivers_too(tmp_path: Path) -> None:
+    from msgin5g_conformance.errors import UsageError
+    from msgin5g_conformance.report.gate import load_waivers
+    from sut_adapters.registry import make_adapter
+
+    sut = tmp_path / "sut.yaml"
+    sut.write_text((ROOT / "examples" / "example-sut.yaml").read_text() + "#" * 2000 + "\n", encoding="utf-8")
+    with pytest.raises(UsageError, match="larger than the limit of 1024 bytes"):
+        make_adapter(str(sut), 1024)
+    waivers = tmp_path / "waivers.yaml"
+    waivers.write_text("waivers: []\n" + "#" * 2000 + "\n", encoding="utf-8")
+    with pytest.raises(DefinitionError, match="larger than the limit of 1024 bytes"):
+        load_waivers(waivers, 1024)

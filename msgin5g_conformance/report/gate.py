@@ -124,11 +124,11 @@ def _impossible_dates(text: str, file: str) -> list[Problem]:
     return problems or [Problem(file, None, "", "a value could not be read as a date")]
 
 
-def load_waivers(path: str | Path) -> list[Waiver]:
+def load_waivers(path: str | Path, limit: int = yamlsource.MAX_FILE_BYTES) -> list[Waiver]:
     """Read and validate a waiver file; every mistake is a located :class:`DefinitionError`."""
     p = Path(path)
     try:
-        located = yamlsource.load_file(p)
+        located = yamlsource.load_file(p, limit)
     except ValueError:  # the YAML loader itself refused an impossible date
         raise DefinitionError(_impossible_dates(p.read_text(encoding="utf-8"), str(p))) from None
     located.data = _dates_to_text(located.data)
@@ -315,6 +315,7 @@ def check(
     today: date | None = None,
     *,
     strict: bool = False,
+    max_file_bytes: int = yamlsource.MAX_FILE_BYTES,
 ) -> GateResult:
     """Load a run's results and an optional waiver file, then :func:`evaluate`.
 
@@ -330,7 +331,7 @@ def check(
         bad += completeness(cases, results)
     if waivers_file is not None:
         try:
-            waivers = load_waivers(waivers_file)
+            waivers = load_waivers(waivers_file, max_file_bytes)
         except DefinitionError as exc:
             bad.extend(f"ERROR {p}" for p in exc.problems)
     result = evaluate(results, waivers, today or today_utc(), strict=strict)

@@ -557,7 +557,8 @@ def load_testcase(path: str | Path, profile: Profile | None = None) -> TestCase:
 
 def load_testcases(path: str | Path, profile: Profile | None = None) -> list[TestCase]:
     """Every test case one file defines: one, or one per role for a ``role: any`` file."""
-    located = yamlsource.load_file(path)
+    limit = profile.max_file_bytes if profile is not None else yamlsource.MAX_FILE_BYTES
+    located = yamlsource.load_file(path, limit)
     return load_all(located, located.text, profile)
 
 

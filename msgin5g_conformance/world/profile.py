@@ -90,6 +90,7 @@ class Profile:
     raw: dict[str, Any]
     readings: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_READINGS))
     bulk_response_shape: str = "entries"
+    max_file_bytes: int = yamlsource.MAX_FILE_BYTES  # limits.max_file_bytes: the files a run reads
 
     def reading(self, name: str) -> str:
         """The profile's reading of an open point of the clauses (``readings`` in the profile)."""
@@ -214,7 +215,7 @@ def load_profile(path: str | Path | None = None) -> Profile:
     else:
         p = Path(path)
         located = yamlsource.load_file(p)
-        text = p.read_text(encoding="utf-8")
+        text = located.text
         profile_dir = p.parent
     if not isinstance(located.data, dict):
         raise DefinitionError([located.problem([], "a profile must be a mapping")])
@@ -296,6 +297,7 @@ def load_profile(path: str | Path | None = None) -> Profile:
         raw=d,
         readings={**DEFAULT_READINGS, **d.get("readings", {})},
         bulk_response_shape=d.get("bulk_response_shape", "entries"),
+        max_file_bytes=d.get("limits", {}).get("max_file_bytes", yamlsource.MAX_FILE_BYTES),
     )
 
 
