@@ -216,6 +216,8 @@ def cmd_run(a: argparse.Namespace) -> int:
         args += ["-n", a.workers]
     try:
         code = int(pytest.main(args))
+    except KeyboardInterrupt:  # a signal pytest did not turn into its status (e.g. during teardown)
+        code = int(pytest.ExitCode.INTERRUPTED)
     finally:
         record["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
         rundir.write_identity(run_dir, record)
