@@ -76,6 +76,13 @@ def _parser() -> argparse.ArgumentParser:
         "--no-html", action="store_true", help="skip the HTML report and the PDF summary (faster; matrix and gate stay)"
     )
     run.add_argument("--keep-runs", type=int, default=0, metavar="N", help="remove the oldest run directories beyond N")
+    run.add_argument(
+        "--concurrency",
+        type=int,
+        default=None,
+        metavar="N",
+        help="cases running at once against a SUT that opens several (default 8; 1: one by one)",
+    )
     run.add_argument("-n", dest="workers", default=None, help="pytest-xdist workers (e.g. 2 or auto)")
     run.add_argument("-q", "--quiet", action="store_true")
 
@@ -137,6 +144,8 @@ def cmd_run(a: argparse.Namespace) -> int:
             from msgin5g_conformance.report import gate
 
             gate.load_waivers(a.waivers, profile.max_file_bytes)
+        if a.concurrency is not None and not 1 <= a.concurrency <= 64:
+            raise UsageError(f"--concurrency {a.concurrency}: expected 1 to 64")
         if a.keep_runs < 0:
             raise UsageError(f"--keep-runs {a.keep_runs}: expected 0 (keep every run) or more")
     except (DefinitionError, UsageError) as exc:
@@ -214,6 +223,8 @@ def cmd_run(a: argparse.Namespace) -> int:
         args += ["--role", r]
     if a.workers:
         args += ["-n", a.workers]
+    if a.concurrency is not None:
+        args += ["--concurrency", str(a.concurrency)]
     try:
         code = int(pytest.main(args))
     except KeyboardInterrupt:  # a signal pytest did not turn into its status (e.g. during teardown)

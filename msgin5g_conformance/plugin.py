@@ -30,6 +30,9 @@ from msgin5g_conformance.spec.model import TestCase
 from msgin5g_conformance.world.profile import Profile, load_profile
 from sut_adapters.registry import confirmed as sut_confirmed
 
+# Cases in their active phase at once: the reference opens 64; eight keep a 2-core machine's
+# timers honest (the self-test runs its suites at eight and compares them with a sequential run).
+DEFAULT_CONCURRENCY = 8
 _PROFILE = pytest.StashKey[Profile]()
 _STATE = pytest.StashKey[dict[str, Any]]()
 
@@ -45,6 +48,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="tap: unprivileged in-process tap (default); sniff: live capture on lo (root)",
     )
     group.addoption("--pcap-dir", default="pcaps", help="where one pcap per test case is written")
+    group.addoption(
+        "--concurrency",
+        type=int,
+        default=DEFAULT_CONCURRENCY,
+        help=f"cases in their active phase at once, never more than the SUT can open at once (each on its "
+        f"own addresses; a single-instance SUT runs them one by one; default {DEFAULT_CONCURRENCY})",
+    )
     group.addoption("--role", action="append", default=[], help="run only test cases of this role")
     group.addoption(
         "--results-dir", default=None, help="also write one JSON result per test case here (used by reports)"
@@ -102,7 +112,8 @@ def run_identity(config: pytest.Config, profile: Profile) -> dict[str, Any]:
             if not hasattr(config, "workerinput"):
                 os.environ[_RUN_ENV] = f"{run_id} {started}"
                 config.add_cleanup(lambda: _forget_run_env())
-    sut = identity(make_adapter(config.getoption("--sut"), profile.max_file_bytes))
+    adapter = make_adapter(config.getoption("--sut"), profile.max_file_bytes)
+    sut = identity(adapter)
     return {
         "format": rundir.FORMAT,
         "id": run_id,
@@ -116,6 +127,9 @@ def run_identity(config: pytest.Config, profile: Profile) -> dict[str, Any]:
             "readings": {**profile.readings, "bulk_response_shape": profile.bulk_response_shape},
         },
         "capture": config.getoption("--wire-capture"),
+        # cases in their active phase at once, as the session applies it (verdicts do not depend
+        # on it: the self-test compares its suites at 8 with a sequential run)
+        "concurrency": max(1, min(config.getoption("--concurrency"), adapter.instances)),
     }
 
 
@@ -298,6 +312,7 @@ def _session(config: pytest.Config) -> Session:
             capture_mode=config.getoption("--wire-capture"),
             pcap_dir=Path(config.getoption("--pcap-dir")),
             sut_label=rundir.sut_label(state["identity"]["sut"]),
+            concurrency=max(1, config.getoption("--concurrency")),
         )
         s.open()
         state["session"] = s

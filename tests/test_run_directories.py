@@ -155,3 +155,24 @@ def test_an_old_flat_pcaps_folder_is_replaced_by_the_link(tmp_path: Path) -> Non
 
 # Whole-suite subprocess runs: with the other heavy tests on one xdist worker.
 pytestmark = [pytest.mark.xdist_group("heavy")]
+
+
+def test_cases_run_concurrently_with_the_verdicts_of_a_sequential_run(tmp_path: Path) -> None:
+    """Against the embedded SUT (it opens several cases at once) the gateway suite runs eight
+    cases at a time by default; the verdicts are those of a run one case at a time."""
+    verdicts = []
+    for extra in ((), ("--concurrency", "1")):
+        done = run(tmp_path, "--sut", "faulty:gw-drops-vendor", "--role", "gateway", "--no-html", "-q", *extra)
+        assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-2000:]  # GW-BULK-001 fails
+        latest = tmp_path / "reports" / "latest"
+        records = [json.loads(p.read_text()) for p in (latest / "results").glob("[!_]*.json")]
+        verdicts.append({r["id"]: r["verdict"] for r in records})
+        assert {r["run"]["concurrency"] for r in records} == {int(extra[1]) if extra else 8}
+    assert verdicts[0] == verdicts[1] and verdicts[0]["GW-BULK-001"] == "fail"
+
+
+def test_a_single_instance_sut_runs_one_case_at_a_time(two_runs: tuple[Path, list[Path], list[str]]) -> None:
+    _, runs, _ = two_runs
+    for folder, expected in zip(runs, (8, 1), strict=True):
+        record = json.loads(next((folder / "results").glob("CUE-*.json")).read_text())
+        assert record["run"]["concurrency"] == expected
