@@ -93,7 +93,14 @@ def _parser() -> argparse.ArgumentParser:
 
     rp = sub.add_parser("report", help="rebuild the compliance matrix, HTML report, summary and gate of a run")
     rp.add_argument("--reports-dir", default="reports", help="where the runs are (default: reports)")
-    rp.add_argument("--run", default=None, metavar="DIR", help="the run directory (default: REPORTS/latest)")
+    rp.add_argument(
+        "--run",
+        action="append",
+        default=None,
+        metavar="DIR",
+        help="the run directory (default: REPORTS/latest); repeated: shards of one SUT and profile, merged into "
+        "a new run directory REPORTS/runs/<time>-<SUT>-merged/",
+    )
     rp.add_argument("--pcap-dir", default=None, help="where the captures are, if not in the run directory")
     rp.add_argument("--profile", default=None, help="the profile the run used (default: as the run recorded it)")
     rp.add_argument("--sut", default=None, help="name the SUT so (default: as recorded in the results)")
@@ -293,7 +300,16 @@ def cmd_report(a: argparse.Namespace) -> int:
     waiver."""
     from msgin5g_conformance.report import gate, rundir
 
-    run_dir = rundir.resolve(a.reports_dir, a.run)
+    if a.run and len(a.run) > 1:
+        try:
+            run_dir = rundir.merge(a.reports_dir, [Path(r) for r in a.run])
+            rundir.point_latest(a.reports_dir, run_dir)
+        except (ValueError, OSError) as exc:
+            print(f"msgin5g-conformance: error: cannot merge the runs: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        print(f"merged {len(a.run)} runs into {run_dir}")
+    else:
+        run_dir = rundir.resolve(a.reports_dir, a.run[0] if a.run else None)
     recorded = rundir.read_identity(run_dir) or {}
     try:
         profile_path = a.profile

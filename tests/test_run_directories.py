@@ -176,3 +176,47 @@ def test_a_single_instance_sut_runs_one_case_at_a_time(two_runs: tuple[Path, lis
     for folder, expected in zip(runs, (8, 1), strict=True):
         record = json.loads(next((folder / "results").glob("CUE-*.json")).read_text())
         assert record["run"]["concurrency"] == expected
+
+
+def report(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "msgin5g_conformance.cli", "report", "--no-html", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+        check=False,
+    )
+
+
+def test_shards_of_one_sut_merge_into_one_report(two_runs: tuple[Path, list[Path], list[str]], tmp_path: Path) -> None:
+    """Runs of one SUT split by role (as CI jobs or machines would) merge into one run directory:
+    every shard's results and captures, one matrix and one gate, the shards named."""
+    _, runs, _ = two_runs
+    done = run(tmp_path, "--sut", "reference", "--role", "gateway", "--no-html", "-q")
+    assert done.returncode == 0, done.stdout[-2000:]
+    gateway = (tmp_path / "reports" / "latest").resolve()
+    merged = report(tmp_path, "--run", str(runs[0]), "--run", str(gateway))
+    out = merged.stdout + merged.stderr
+    assert merged.returncode == 0, out[-3000:]
+    target = (tmp_path / "reports" / "latest").resolve()
+    assert target.name.endswith("-reference-merged") and f"merged 2 runs into reports/runs/{target.name}" in out
+    shards = [runs[0], gateway]
+    counts = [len(list((s / "results").glob("[!_]*.json"))) for s in shards]
+    assert f"gate PASSED: {sum(counts)} case(s)" in out
+    matrix = json.loads((target / "compliance.json").read_text())
+    assert matrix["identity"]["run"] == target.name and not matrix["warnings"], matrix["warnings"]
+    own = {p.name: sha256(p) for s in shards for p in (s / "pcaps").glob("*.pcap")}
+    assert {p["file"]: p["sha256"] for p in matrix["identity"]["pcaps"]} == own
+    assert json.loads((target / "run.json").read_text())["merged_from"] == [s.name for s in shards]
+
+
+def test_runs_of_different_suts_or_overlapping_runs_do_not_merge(two_runs: tuple[Path, list[Path], list[str]]) -> None:
+    here, runs, _ = two_runs
+    other_sut = report(here, "--run", str(runs[0]), "--run", str(runs[1]))
+    assert other_sut.returncode == 2
+    assert "a run of SUT 'example-sut 1.0', not 'reference'" in other_sut.stderr
+    twice = report(here, "--run", str(runs[0]), "--run", str(runs[0]))
+    assert twice.returncode == 2 and "ran in both" in twice.stderr
+    assert "Traceback" not in other_sut.stderr + twice.stderr
+    assert (here / "reports" / "latest").resolve() == runs[1].resolve()  # nothing was made of them

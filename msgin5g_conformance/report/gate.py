@@ -265,7 +265,7 @@ def collected(results_dir: str | Path) -> tuple[list[dict[str, Any]] | None, lis
         data = json.loads(path.read_text(encoding="utf-8"))
         run = data.get("run") if isinstance(data.get("run"), dict) else {}
         cases = [
-            {**c, "run_id": run.get("id")}
+            {**c, "run_id": c.get("run_id") or run.get("id")}  # a merged run names each case's shard
             for c in data["cases"]
             if isinstance(c, dict) and isinstance(c.get("id"), str)
         ]
@@ -294,13 +294,13 @@ def completeness(collected_cases: Sequence[Mapping[str, Any]], results: Sequence
             shared = f"{len(where)} collected cases share this id ({', '.join(where)})"
             lines.append(f"FAIL {cid}: {shared}; one result hides the others")
     got = {str(r.get("id")) for r in results}
-    run_ids = {str(c["run_id"]) for c in collected_cases if c.get("run_id")}
+    run_of = {str(c["id"]): str(c["run_id"]) for c in collected_cases if c.get("run_id")}
     for r in sorted(results, key=lambda r: str(r.get("id"))):
         theirs = r.get("run", {}).get("id") if isinstance(r.get("run"), dict) else None
-        if run_ids and theirs not in run_ids:
+        wanted = run_of.get(str(r.get("id")))
+        if wanted and theirs != wanted:
             lines.append(
-                f"FAIL {r.get('id')}: the result belongs to run {theirs or '(unnamed)'}, "
-                f"not to this run ({', '.join(sorted(run_ids))})"
+                f"FAIL {r.get('id')}: the result belongs to run {theirs or '(unnamed)'}, not to this run ({wanted})"
             )
     for cid in sorted(set(files) - got):
         lines.append(f"FAIL {cid}: collected, but no result was written (lost: the case crashed or did not finish)")

@@ -234,11 +234,13 @@ def run_identity(results_dir: Path, results: Sequence[Mapping[str, Any]], warnin
             ident = recorded
     if not ident:
         ident = next((dict(r["run"]) for r in results if isinstance(r.get("run"), dict)), {})
+    # a merged run (report --run A --run B) holds the results of its shards
+    mine = set(ident.get("merged_from") or []) or {ident.get("id")}
     for r in results:
         other = r.get("run")
         if not isinstance(other, dict) or not ident:
             continue
-        if other.get("id") != ident.get("id"):
+        if other.get("id") not in mine:
             warnings.append(f"{r['id']}: result of another run ({other.get('id')}), not of {ident.get('id')}")
         elif isinstance(other.get("sut"), dict) and other["sut"].get("confirmed"):
             ident.setdefault("sut", {}).setdefault("confirmed", other["sut"]["confirmed"])

@@ -135,6 +135,85 @@ def prune(reports_dir: str | Path, keep: int) -> list[Path]:
     return gone
 
 
+MERGED = "merged"
+
+
+def merge(reports_dir: str | Path, shards: list[Path]) -> Path:
+    """One run directory holding the runs of several shards (machines, CI jobs, roles) of one
+    SUT under one profile: their results, records of what each collected, Allure results and
+    captures, copied into ``<reports>/runs/<time>-<SUT>-merged/``; its identity names the shards.
+
+    Shards of different SUTs or profiles, a shard that is not a run directory, and a case that
+    two shards both ran are refused (:class:`ValueError` naming them): one report certifies one
+    product under one reading of the clauses."""
+    from msgin5g_conformance.report.matrix import MANIFEST
+
+    records: list[tuple[Path, dict[str, Any], dict[str, Any]]] = []
+    for shard in shards:
+        ident = read_identity(shard)
+        try:
+            manifest = json.loads((shard / "results" / MANIFEST).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"{shard}: not a run directory with its results ({exc})") from None
+        if ident is None or not isinstance(manifest, dict) or not isinstance(manifest.get("run"), dict):
+            raise ValueError(f"{shard}: not a run directory of this harness (no run.json or no run in its record)")
+        records.append((shard, ident, manifest))
+    first = records[0][2]["run"]
+    for shard, _, manifest in records[1:]:
+        run = manifest["run"]
+        for what, key in (("SUT", lambda r: sut_label(r.get("sut"))), ("profile", lambda r: r["profile"]["sha256"])):
+            if key(run) != key(first):
+                raise ValueError(
+                    f"{shard}: a run of {what} {key(run)!r}, not {key(first)!r} as {records[0][0]}: "
+                    "one report certifies one SUT under one profile"
+                )
+    owner: dict[str, Path] = {}
+    for shard, _, manifest in records:
+        for case in manifest.get("cases") or []:
+            cid = str(case.get("id"))
+            if cid in owner:
+                raise ValueError(f"{cid} ran in both {owner[cid]} and {shard}; merge shards that split the cases")
+            owner[cid] = shard
+    started = min(str(m["run"].get("started") or "") for _, _, m in records) or None
+    target = create(reports_dir, new_run_id(f"{first['sut'].get('name', 'sut')}-{MERGED}"))
+    ident = {
+        **first,
+        "id": target.name,
+        "started": started,
+        "merged_from": [m["run"]["id"] for _, _, m in records],
+    }
+    cases: list[dict[str, Any]] = []
+    errors: list[dict[str, Any]] = []
+    for shard, _, manifest in records:
+        shard_id = manifest["run"]["id"]
+        cases += [{**c, "run_id": shard_id} for c in manifest.get("cases") or []]
+        errors += list(manifest.get("collection_errors") or [])
+        for sub in ("results", "allure-results", "pcaps"):
+            source = shard / sub
+            if source.is_dir():
+                (target / sub).mkdir(exist_ok=True)
+                for f in source.iterdir():
+                    if f.is_file() and f.name != MANIFEST and not f.name.startswith("msgin5g-run-"):
+                        shutil.copy2(f, target / sub / f.name)
+    (target / "results").mkdir(exist_ok=True)
+    record = {"run": ident, "cases": cases, "collection_errors": errors}
+    (target / "results" / MANIFEST).write_text(json.dumps(record, indent=1), encoding="utf-8")
+    finished = [str(i.get("finished") or "") for _, i, _ in records]
+    statuses = [i.get("status") for _, i, _ in records]
+    write_identity(
+        target,
+        {
+            "format": FORMAT,
+            **{k: v for k, v in ident.items() if k != "format"},
+            "finished": max(finished) or None,
+            "status": None,
+            "shards": [{"run": str(s), "status": st} for (s, _, _), st in zip(records, statuses, strict=True)],
+            "pcaps": str(target / "pcaps"),
+        },
+    )
+    return target
+
+
 def sut_label(sut: dict[str, Any] | None) -> str:
     """``example-sut 1.0`` (an external SUT: name and version), ``reference``, ``faulty:NAME``."""
     if not sut:
