@@ -182,12 +182,7 @@ def cmd_run(a: argparse.Namespace) -> int:
         "status": None,
         "harness_version": __version__,
         "sut": sut,
-        "profile": {
-            "name": profile.name,
-            "sha256": profile.sha256,
-            "source": profile.source,
-            "readings": {**profile.readings, "bulk_response_shape": profile.bulk_response_shape},
-        },
+        "profile": rundir.profile_identity(profile),
         "capture": a.capture,
         "testcases": paths,
         "pcaps": str(pcaps),

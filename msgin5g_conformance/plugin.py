@@ -120,12 +120,7 @@ def run_identity(config: pytest.Config, profile: Profile) -> dict[str, Any]:
         "started": started or datetime.now(UTC).isoformat(timespec="seconds"),
         "harness_version": __version__,
         "sut": sut,
-        "profile": {
-            "name": profile.name,
-            "sha256": profile.sha256,
-            "source": profile.source,
-            "readings": {**profile.readings, "bulk_response_shape": profile.bulk_response_shape},
-        },
+        "profile": rundir.profile_identity(profile),
         "capture": config.getoption("--wire-capture"),
         # cases in their active phase at once, as the session applies it (verdicts do not depend
         # on it: the self-test compares its suites at 8 with a sequential run)

@@ -391,13 +391,8 @@ def build(
             "sut_detail": run.get("sut") or {},
             "capture": run.get("capture"),
             "harness_version": harness_version,
-            "profile": {
-                "name": profile.name,
-                "sha256": profile.sha256,
-                "source": profile.source,
-                # how the run read the open points, whether or not a case of this run rested on one
-                "readings": {**profile.readings, "bulk_response_shape": profile.bulk_response_shape},
-            },
+            # how the run read the open points, whether or not a case of this run rested on one
+            "profile": rundir.profile_identity(profile),
             "sut": sut,
             "date": when,
             "testcases_dir": str(tc_dir),

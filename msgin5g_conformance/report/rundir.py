@@ -28,7 +28,10 @@ import re
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from msgin5g_conformance.world.profile import Profile
 
 FORMAT = "msgin5g-run/1"
 RUNS = "runs"
@@ -212,6 +215,16 @@ def merge(reports_dir: str | Path, shards: list[Path]) -> Path:
         },
     )
     return target
+
+
+def profile_identity(profile: Profile) -> dict[str, Any]:
+    """The profile as a run's identity names it: name, hash, source and every reading."""
+    return {
+        "name": profile.name,
+        "sha256": profile.sha256,
+        "source": profile.source,
+        "readings": {**profile.readings, "bulk_response_shape": profile.bulk_response_shape},
+    }
 
 
 def sut_label(sut: dict[str, Any] | None) -> str:
