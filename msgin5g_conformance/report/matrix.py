@@ -132,12 +132,21 @@ def _collected(
         except (OSError, ValueError, KeyError, TypeError) as exc:
             warnings.append(f"{manifest}: unreadable record of the collected cases: {exc}")
             records = []
+        listed: set[str] = set()
         for rec in records:
             if isinstance(rec, dict) and isinstance(rec.get("id"), str):
                 path = Path(str(rec.get("file", "")))
                 shown = path.relative_to(tc_dir).as_posix() if path.is_relative_to(tc_dir) else path.as_posix()
                 defined[rec["id"]] = {**rec, "file": shown}
-                files.append({"file": shown, "sha256": str(rec.get("sha256", "")), "id": rec["id"]})
+                if shown not in listed:  # a role-independent file: once, under its own id
+                    listed.add(shown)
+                    files.append(
+                        {
+                            "file": shown,
+                            "sha256": str(rec.get("sha256", "")),
+                            "id": str(rec.get("base_id") or rec["id"]),
+                        }
+                    )
         return defined, sorted(files, key=lambda f: f["file"])
     warnings.append(f"{manifest}: no record of the collected cases; the test case files were read instead")
     paths = discover([tc_dir]) if tc_dir.is_dir() else []
