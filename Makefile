@@ -53,6 +53,7 @@ unit: $(STAMP) $(REPORT_TOOLS)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_relay.py --runs 5
 	$(BIN)/python benchmarks/bench_hostile_files.py
+	$(BIN)/python benchmarks/bench_startup.py --runs 5
 
 clean:
 	rm -rf $(VENV) pcaps reports build *.egg-info node_modules
