@@ -571,3 +571,29 @@ def test_sniffer_rejects_bad_scope() -> None:
     idle = LoopbackSniffer(Recorder(), network="127.77.0.0/16")
     idle.stop()  # stopping a sniffer that never started does nothing
     assert not idle.running
+
+
+@pytest.mark.parametrize(
+    ("sut", "failing"), [("reference", set()), ("faulty:coap-acks-tkl-9", {"COAP-FMT-001[relay]"})]
+)
+def test_answers_checks_judge_in_sniff_mode(tmp_path: Path, sut: str, failing: set[str]) -> None:
+    """In sniff mode the tester's datagrams are numbered by the capture, after they were sent: a
+    step's `answers:` finds its CON by its bytes (before, every such case was an error there:
+    'answers: step 0[sut.pc5] sent nothing'); the verdicts are those of the tap."""
+    _require_sniffing()
+    from msgin5g_conformance.engine.session import Session
+    from msgin5g_conformance.spec.loader import load_testcases
+    from msgin5g_conformance.world.profile import load_profile
+    from sut_adapters.registry import make_adapter
+
+    from .conftest import TESTCASES
+
+    profile = load_profile()
+    cases = [c for f in sorted((TESTCASES / "coap").glob("*.yaml")) for c in load_testcases(f, profile)]
+    cases = [c for c in cases if c.role == "relay"]
+    with Session(profile, make_adapter(sut), capture_mode="sniff", pcap_dir=None, concurrency=4) as session:
+        results = session.run_cases(cases)
+    verdicts = {r.case_id: r.verdict.value for r in results}
+    assert {cid for cid, v in verdicts.items() if v != "pass"} == failing, {
+        cid: (v, r.reason) for (cid, v), r in zip(verdicts.items(), results, strict=True) if v != "pass"
+    }

@@ -106,6 +106,9 @@ class CaseRun:
         self.sut_log = ""
         self.sut_log_entries: list[sutlog.Entry] = []  # its lines with the times they were read
         self.sent: dict[str, int] = {}  # send step index -> capture number of its datagram
+        # send step index -> (from, to, bytes) of a datagram sent but not numbered when sent (sniff
+        # mode: the capture numbers it when the sniffer delivers it)
+        self.sent_unnumbered: dict[str, tuple[Address, Address, bytes]] = {}
         # tester CONs (source, Message ID) whose acknowledgement a step judges (an expect with
         # ``answers``, a probe), not the message-layer check
         self.judged_cons: set[tuple[Address, int]] = set()

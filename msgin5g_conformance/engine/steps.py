@@ -163,6 +163,7 @@ async def send(run: CaseRun, step: SendStep) -> StepResult:
         data = bytes.fromhex(step.message["raw"])
         seq = await node.send_raw(data, to)
         what, payload = raw_summary(data), None
+        sent_bytes = data
     else:
         msg = build_message(step.message, run.bindings)
         if "mid" not in step.message and msg.mtype in (MessageType.CON, MessageType.NON):
@@ -172,6 +173,7 @@ async def send(run: CaseRun, step: SendStep) -> StepResult:
         seq = await node.send(msg, to, keep_mid=True)
         payload = msg
         what = msg.summary()
+        sent_bytes = codec.encode(msg)
     if len(node.failures) > failures:
         f = node.failures[-1]
         return StepResult(
@@ -186,6 +188,8 @@ async def send(run: CaseRun, step: SendStep) -> StepResult:
     run.stimulus(seq, payload)
     if seq is not None:
         run.sent[step.index] = seq
+    else:  # on the wire, numbered by the capture later (sniff mode): found by its bytes when needed
+        run.sent_unnumbered[step.index] = (node.address, to, sent_bytes)
     return StepResult(
         step.index,
         "send",
@@ -399,7 +403,7 @@ async def expect(run: CaseRun, step: ExpectStep, control: Control | None = None)
     within = f"within {timeout_ms} ms" if shared is None else f"by the end of the wait of step {shared[1]}"
     kinds = _EMPTY_KINDS if _wants_empty(step) else ACCOUNTABLE
     expected_from = run.sut_endpoint(step.sender) if step.sender else None
-    answers = _answered_con(run, step)
+    answers = await _answered_con(run, step)
     if answers is not None:  # an answer to one CON: empty or not, and also the answer to a copy
         kinds = _EMPTY_KINDS | {Kind.DUPLICATE}
     sig = (control.control | expectation_signature(run, step)) if control else None
@@ -468,13 +472,15 @@ async def expect(run: CaseRun, step: ExpectStep, control: Control | None = None)
     return result(verdict, f"no matching message arrived at {step.at} {within}{since}", [nothing], None)
 
 
-def _answered_con(run: CaseRun, step: ExpectStep) -> tuple[int, int] | None:
+async def _answered_con(run: CaseRun, step: ExpectStep) -> tuple[int, int] | None:
     """``answers``: the CON the expected ACK or RST must answer (the capture number of its first
     copy, and of the send step's datagram: the answer comes after it); from now on this step, not
     the message-layer check, judges that CON's acknowledgement."""
     if step.answers is None:
         return None
     seq = run.sent.get(step.answers)
+    if seq is None and step.answers in run.sent_unnumbered:
+        seq = await _numbered(run, *run.sent_unnumbered[step.answers])
     if seq is None:
         raise TemplateError(f"answers: step {step.answers} sent nothing")
     d = run.recorder.datagrams_at(seq)
@@ -485,6 +491,17 @@ def _answered_con(run: CaseRun, step: ExpectStep) -> tuple[int, int] | None:
     run.sync()
     con = run.inbox.tester_cons.get((d.src, d.dst, mid))
     return (con.datagram.seq if con is not None else seq), seq
+
+
+async def _numbered(run: CaseRun, src: Address, dst: Address, data: bytes) -> int | None:
+    """The capture number of a datagram the tester sent unnumbered (sniff mode): the latest
+    recorded with these addresses and bytes, once the sniffer has delivered what it saw."""
+    await run.session.flush_capture()
+    run.sync()
+    for d in reversed(run.recorder.datagrams):
+        if d.src == src and d.dst == dst and d.data == data:
+            return d.seq
+    return None
 
 
 def _mid_of(run: CaseRun, seq: int) -> str:
