@@ -131,6 +131,7 @@ class SutProfile:
     protocol: Mapping[str, Any]
     ready_s: float
     op_s: float
+    description: str | None = None  # shown under the name in every report
 
 
 def _host_port(text: str) -> Address:
@@ -256,6 +257,7 @@ def load_sut_profile(path: str | Path, limit: int = yamlsource.MAX_FILE_BYTES) -
         protocol=dict(d.get("protocol", {})),
         ready_s=float(timeouts.get("ready_s", DEFAULT_READY_S)),
         op_s=float(timeouts.get("op_s", DEFAULT_OP_S)),
+        description=d.get("description"),
     )
 
 

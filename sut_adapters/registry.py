@@ -83,7 +83,7 @@ def identity(adapter: SutAdapter) -> dict[str, Any]:
     profile = getattr(adapter, "sut", None)  # ProcessAdapter: its validated SUT profile
     if profile is not None:
         kind, version = "external", profile.version
-        description, source = getattr(profile, "description", None), profile.source
+        description, source = profile.description, profile.source
     else:
         kind, _, variant = adapter.name.partition(":")
         kind = kind if variant else "reference"

@@ -94,6 +94,7 @@ def test_each_run_names_its_sut_by_name_and_version(two_runs: tuple[Path, list[P
     assert external["sut"] == "example-sut 1.0"
     assert external["sut_detail"]["confirmed"] == {"name": "example-sut", "version": "1.0"}  # its ready event
     assert external["sut_detail"]["source"] == "examples/example-sut.yaml"
+    assert external["sut_detail"]["description"].startswith("Example MSGin5G Relay UE")  # the SUT profile's
     collected = json.loads((runs[1] / "results" / "_collected.json").read_text())["cases"]
     files = {c["file"] for c in collected}
     assert len(external["testcases"]) == len(files)  # each file once, under its own id (COAP-X, not COAP-X[role])
