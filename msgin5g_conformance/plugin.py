@@ -28,6 +28,7 @@ from msgin5g_conformance.report.matrix import MANIFEST
 from msgin5g_conformance.spec.loader import load_testcases
 from msgin5g_conformance.spec.model import TestCase
 from msgin5g_conformance.world.profile import Profile, load_profile
+from sut_adapters.base import SutAdapter
 from sut_adapters.registry import confirmed as sut_confirmed
 
 # Cases in their active phase at once: the reference opens 64; eight keep a 2-core machine's
@@ -74,13 +75,13 @@ def pytest_configure(config: pytest.Config) -> None:
     from sut_adapters.registry import make_adapter
 
     try:
-        make_adapter(config.getoption("--sut"), profile.max_file_bytes)  # fail early on an unknown name
+        adapter = make_adapter(config.getoption("--sut"), profile.max_file_bytes)  # fail early on an unknown name
     except UsageError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[_PROFILE] = profile
     config.stash[_STATE] = {
         "roots": [Path(str(a).split("::")[0]).resolve() for a in config.args],
-        "identity": run_identity(config, profile),
+        "identity": run_identity(config, profile, adapter),
     }
     register_verdict_words()  # Allure statuses and error banners in our words
     # A mistake in one YAML file fails that file's collection only; the other cases still run.
@@ -95,10 +96,10 @@ def _forget_run_env() -> None:
     os.environ.pop(_RUN_ENV, None)
 
 
-def run_identity(config: pytest.Config, profile: Profile) -> dict[str, Any]:
+def run_identity(config: pytest.Config, profile: Profile, adapter: SutAdapter) -> dict[str, Any]:
     """The run's identity, named in every result and at the top of every report: which SUT (by
     name and version), profile and readings, harness version, capture mode, when."""
-    from sut_adapters.registry import identity, make_adapter
+    from sut_adapters.registry import identity
 
     run_id, started = config.getoption("--run-id"), config.getoption("--run-started")
     if not run_id:
@@ -112,7 +113,6 @@ def run_identity(config: pytest.Config, profile: Profile) -> dict[str, Any]:
             if not hasattr(config, "workerinput"):
                 os.environ[_RUN_ENV] = f"{run_id} {started}"
                 config.add_cleanup(lambda: _forget_run_env())
-    adapter = make_adapter(config.getoption("--sut"), profile.max_file_bytes)
     sut = identity(adapter)
     return {
         "format": rundir.FORMAT,

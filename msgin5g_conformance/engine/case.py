@@ -36,6 +36,7 @@ from msgin5g_conformance.engine.matching import (
     Signature,
     identify,
     message_layer_violations,
+    well_formed,
 )
 from msgin5g_conformance.engine.verdict import CaseResult, Finding, StepResult, Verdict, merge
 from msgin5g_conformance.errors import HarnessError, NotApplicable
@@ -397,7 +398,7 @@ class CaseRun:
         cons = sum(  # the CONs this check judged (not those a step or a probe judged itself)
             1
             for (src, _, mid), con in self.inbox.tester_cons.items()
-            if (src, mid) not in self.judged_cons and _con_well_formed(con.datagram.data)
+            if (src, mid) not in self.judged_cons and well_formed(con.datagram.data)
         )
         if cons:
             out.append((REQ_ACK, f"the SUT acknowledged or reset each of the tester's {cons} CON(s) in time"))
@@ -608,14 +609,6 @@ async def run_active(run: CaseRun) -> None:
     except (HarnessError, OSError) as exc:
         run.results.append(StepResult("setup", "setup", None, Verdict.ERROR, f"harness/set-up error: {exc}"))
         run.stopped_at = run.results[-1]
-
-
-def _con_well_formed(data: bytes) -> bool:
-    try:
-        codec.parse(data)
-    except codec.MalformedDatagram:
-        return False
-    return True
 
 
 def _template_of(step: Step) -> object:

@@ -212,7 +212,8 @@ class Inbox:
         return [a for a in self.arrivals if a.taken_by is None and a.kind in ACCOUNTABLE]
 
 
-def _well_formed(data: bytes) -> bool:
+def well_formed(data: bytes) -> bool:
+    """Whether the bytes parse as a CoAP message (RFC 7252 3)."""
     try:
         codec.parse(data)
     except codec.MalformedDatagram:
@@ -313,7 +314,7 @@ def message_layer_violations(
     a CON with a format error is left to such a step too (a well-formed CON it is not)."""
     out: list[Violation] = []
     for (src, dst, mid), con in inbox.tester_cons.items():
-        if (src, mid) in judged or not _well_formed(con.datagram.data):
+        if (src, mid) in judged or not well_formed(con.datagram.data):
             continue
         bound = f"within {ack_bound_s * 1000:.0f} ms"
         what = f"CON mid=0x{mid:04x} from {label(src)} to {label(dst)} (#{con.datagram.seq})"
