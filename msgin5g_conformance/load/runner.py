@@ -416,6 +416,8 @@ class LoadRun:
             return  # the SCM-S sends no CON: an empty ACK or RST answers nothing, and judges nothing
         if msg.code != Code.GET:
             self.unexpected("scms", f"{msg.summary()} from {self.label(src)}: not a configuration GET", data)
+            if msg.mtype == MessageType.CON:  # rejected (RFC 7252 4.2): no retransmissions of it to count
+                node.send(codec.encode(CoapMessage(MessageType.RST, 0, msg.mid)), src)
             return
         key = (src, msg.mid)
         if msg.mtype == MessageType.CON and key in node.replies:
@@ -535,10 +537,14 @@ class LoadRun:
             self.finish(ex, "wrong", now)
             self.fail("wrong", where, f"got an answer though it has no link ({msg.summary()})", ex)
             return
-        if ex.status != "pending":
-            self.unexpected(where, f"a second answer to its GET ({msg.summary()})", data)
-            return
         problem = self.answer_problem(msg, client, src)
+        if ex.status != "pending":
+            if problem is None:
+                self.unexpected(where, f"a second answer to its GET ({msg.summary()})", data)
+            else:  # another answer on its token, not its own: someone else's configuration, say
+                self.finish(ex, "wrong", now)
+                self.fail("wrong", where, f"a second answer to its GET, not its own: {problem} ({msg.summary()})", ex)
+            return
         if problem is not None:
             self.finish(ex, "mangled", now)
             self.fail("mangled", where, problem, ex)
@@ -677,8 +683,11 @@ class LoadRun:
                     self.finish(ex, "ok", now)  # relayed uplink, and nothing came back: discarded
                     continue
                 self.finish(ex, "lost", now)
-                side = "uplink (the SCM-S never got the GET)" if ex.uplink is None else "downlink"
-                self.fail("lost", ex.client.name, f"no answer within {timeout:g} s: lost {side}", ex)
+                if ex.round is not None:
+                    side = "no answer from the gateway"
+                else:
+                    side = "lost uplink (the SCM-S never got the GET)" if ex.uplink is None else "lost downlink"
+                self.fail("lost", ex.client.name, f"no answer within {timeout:g} s: {side}", ex)
             done = self.done_order
             while done and done[0].done is not None and done[0].done + 2 * timeout <= now:
                 old = done.popleft()
