@@ -142,7 +142,9 @@ def _parser() -> argparse.ArgumentParser:
     ld.add_argument("--clients", default="50", metavar="N", help="relay: linked tester clients (default: 50)")
     ld.add_argument("--timeout", default="1", metavar="S", help="an exchange unanswered this long is lost (default: 1)")
     ld.add_argument("--profile", default=None, help="protocol profile YAML (default: shipped profile)")
-    ld.add_argument("--reports-dir", default="reports", help="the run directory goes under REPORTS/runs/ (default: reports)")
+    ld.add_argument(
+        "--reports-dir", default="reports", help="the run directory goes under REPORTS/runs/ (default: reports)"
+    )
     ld.add_argument("--out", default=None, help="write load.json and load.html here instead of a new run directory")
     return p
 

@@ -70,7 +70,9 @@ def make_plan(
 ) -> LoadPlan:
     """The plan from the command line's words; a UsageError (one line) for anything out of bounds."""
     if role not in ROLES:
-        raise UsageError(f"--role {role!r}: expected one of {', '.join(ROLES)} (the load mode drives a Relay UE or a Gateway UE)")
+        raise UsageError(
+            f"--role {role!r}: expected one of {', '.join(ROLES)} (the load mode drives a Relay UE or a Gateway UE)"
+        )
     if steps:
         parts = [s.strip() for s in steps.split(",")]
         if len(parts) > LIMITS["steps"]:

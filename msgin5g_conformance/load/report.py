@@ -74,11 +74,9 @@ def _point(x: float, y: float, x_max: float, y_max: float) -> tuple[float, float
 
 
 def _line(points: list[tuple[float, float]], colour: str, x_max: float, y_max: float) -> str:
-    xy = " ".join("{:.1f},{:.1f}".format(*_point(x, y, x_max, y_max)) for x, y in points)
-    dots = "".join(
-        '<circle cx="{:.1f}" cy="{:.1f}" r="2.5" fill="{}"/>'.format(*_point(x, y, x_max, y_max), colour)
-        for x, y in points
-    )
+    at = [_point(x, y, x_max, y_max) for x, y in points]
+    xy = " ".join(f"{px:.1f},{py:.1f}" for px, py in at)
+    dots = "".join(f'<circle cx="{px:.1f}" cy="{py:.1f}" r="2.5" fill="{colour}"/>' for px, py in at)
     return f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="{xy}"/>{dots}'
 
 
@@ -87,7 +85,12 @@ def latency_svg(r: LoadResult) -> str:
     rows = r.bins
     x_max = r.plan.duration_s or 1.0
     y_max = _scale([b["p99_ms"] for b in rows])
-    parts = _axes("time since the first exchange (s)", f"{'round' if r.unit == 'rounds' else 'exchange'} latency (ms)", x_max, y_max)
+    parts = _axes(
+        "time since the first exchange (s)",
+        f"{'round' if r.unit == 'rounds' else 'exchange'} latency (ms)",
+        x_max,
+        y_max,
+    )
     parts.append(_line([(b["t_s"], b["p50_ms"]) for b in rows], "#1f77b4", x_max, y_max))
     parts.append(_line([(b["t_s"], b["p99_ms"]) for b in rows], "#d62728", x_max, y_max))
     parts.append(f'<text x="{W - 120}" y="22" font-size="11" fill="#1f77b4">p50</text>')
@@ -105,7 +108,9 @@ def throughput_svg(r: LoadResult) -> str:
     parts = _axes(f"offered rate ({r.unit}/s)", f"checked {r.unit}/s", top, top)
     x0, y0 = _point(0, 0, top, top)
     x1, y1 = _point(top, top, top, top)
-    parts.append(f'<line x1="{x0:.1f}" y1="{y0:.1f}" x2="{x1:.1f}" y2="{y1:.1f}" stroke="#aaa" stroke-dasharray="4 3"/>')
+    parts.append(
+        f'<line x1="{x0:.1f}" y1="{y0:.1f}" x2="{x1:.1f}" y2="{y1:.1f}" stroke="#aaa" stroke-dasharray="4 3"/>'
+    )
     parts.append(_line([(s["offered_rate"], s[key]) for s in steps], "#2ca02c", top, top))
     return _svg("throughput-vs-offered", "Throughput against offered rate", parts)
 
@@ -115,6 +120,10 @@ def _svg(ident: str, title: str, parts: list[str]) -> str:
         f'<svg id="{ident}" xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" '
         f'role="img" aria-label="{html.escape(title)}"><title>{html.escape(title)}</title>' + "".join(parts) + "</svg>"
     )
+
+
+def _mid(mid: int | None) -> str:
+    return "" if mid is None else f" mid=0x{mid:04x}"
 
 
 def _cell(v: Any) -> str:
@@ -151,22 +160,31 @@ def as_html(r: LoadResult) -> str:
     )
     failures = "".join(
         f"<li><b>{html.escape(x['kind'])}</b> at {html.escape(x['at'])}"
-        f"{' mid=0x%04x' % x['mid'] if x['mid'] is not None else ''}"
+        f"{_mid(x['mid'])}"
         f"{' token=' + x['token'] if x['token'] else ''}: {html.escape(x['what'])}</li>"
         for x in doc["failures"]
     )
     cpu = f["cpu"]
     la = f["load_average"]
+    p = r.plan
+    who = (
+        f"{p.ues} UEs per round" if p.role == "gateway" else f"{p.clients} linked clients, {p.unlinked} without a link"
+    )
+    lat_line = (
+        f"p50 {_cell(lat['p50_ms'])} ms, p95 {_cell(lat['p95_ms'])} ms, p99 {_cell(lat['p99_ms'])} ms, "
+        f"max {_cell(lat['max_ms'])} ms"
+    )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Load: {html.escape(str(r.sut.get("name")))} ({r.plan.role})</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:60em}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:2px 6px;text-align:right}}</style></head><body>
 <h1>Load run: {html.escape(str(r.sut.get("name")))} as {r.plan.role}</h1>
 <p><b>{html.escape(verdict)}</b>. Profile {html.escape(r.profile)}; {len(r.plan.steps)} step(s) of {r.plan.step_s:g} s;
-{"%d UEs per round" % r.plan.ues if r.plan.role == "gateway" else "%d linked clients and %d without a link" % (r.plan.clients, r.plan.unlinked)}.</p>
+{who}.</p>
 <ul>
-<li>throughput: {f[f"throughput_{unit}_per_s"]:,} checked {unit}/s (target for the reference relay: &ge; {TARGET_PER_S:,}/s)</li>
-<li>latency: p50 {_cell(lat["p50_ms"])} ms, p95 {_cell(lat["p95_ms"])} ms, p99 {_cell(lat["p99_ms"])} ms, max {_cell(lat["max_ms"])} ms</li>
+<li>throughput: {f[f"throughput_{unit}_per_s"]:,} checked {unit}/s
+(target for the reference relay: &ge; {TARGET_PER_S:,}/s)</li>
+<li>latency: {lat_line}</li>
 <li>exchanges: {f["sent"]:,} sent, {f["ok"]:,} checked, {f["lost"]:,} lost, {f["wrong"]:,} wrong deliveries,
 {f["mangled"]:,} altered, {f["unexpected"]:,} unexpected datagrams</li>
 <li>CPU: {cpu.get("share_of_one_core")} of one core ({html.escape(str(cpu.get("process")))}; {cpu.get("cores")} cores);
@@ -208,7 +226,11 @@ def summary(r: LoadResult, out: Path | None) -> str:
         f"load average {' '.join(f'{x:.2f}' for x in f['load_average'] or [])}",
     ]
     if r.rounds:
-        lines.insert(2, f"  rounds: {r.rounds.get('sent', 0):,} sent, {r.rounds.get('ok', 0):,} checked, {r.rounds.get('failed', 0):,} failed")
+        lines.insert(
+            2,
+            f"  rounds: {r.rounds.get('sent', 0):,} sent, {r.rounds.get('ok', 0):,} checked, "
+            f"{r.rounds.get('failed', 0):,} failed",
+        )
     for x in r.failures[:5]:
         mid = f" mid=0x{x.mid:04x}" if x.mid is not None else ""
         tok = f" token={x.token}" if x.token else ""

@@ -462,13 +462,19 @@ class LoadRun:
 
     def _answer(self, node: Scms, req: CoapMessage, answer: CoapMessage, src: Address, key: Any) -> None:
         if req.mtype == MessageType.CON:
-            data = codec.encode(CoapMessage(MessageType.ACK, answer.code, req.mid, answer.token, answer.options, answer.payload))
+            data = codec.encode(
+                CoapMessage(MessageType.ACK, answer.code, req.mid, answer.token, answer.options, answer.payload)
+            )
             node.replies[key] = data
             if len(node.replies) > SCM_MEMORY:
                 node.replies.popitem(last=False)
         else:
             self.serial += 1
-            data = codec.encode(CoapMessage(MessageType.NON, answer.code, self.serial & 0xFFFF, answer.token, answer.options, answer.payload))
+            data = codec.encode(
+                CoapMessage(
+                    MessageType.NON, answer.code, self.serial & 0xFFFF, answer.token, answer.options, answer.payload
+                )
+            )
         node.send(data, src)
 
     def uplink_problem(self, msg: CoapMessage, client: Client) -> str | None:
@@ -502,7 +508,11 @@ class LoadRun:
         if msg.code == 0:
             if msg.mtype == MessageType.ACK:
                 ex = client.by_mid.pop(msg.mid, None)
-                if ex is not None and ex.round is not None and all(p.client.by_mid.get(p.mid) is not p for p in ex.round.parts):
+                if (
+                    ex is not None
+                    and ex.round is not None
+                    and all(p.client.by_mid.get(p.mid) is not p for p in ex.round.parts)
+                ):
                     ex.round.acked.set()
                 return
             if msg.mtype == MessageType.RST:
@@ -722,7 +732,9 @@ class LoadRun:
             raise SetupError(f"no loopback address block for the load run: {exc}") from None
         run_space = self.block.run_space()
         env = SutEnvironment(
-            p, p.timers.coap, {n: (run_space.host(nodes.kind(n).host), p.port) for n in nodes.ALL_SUT_ENDPOINTS}  # type: ignore[union-attr]
+            p,
+            p.timers.coap,
+            {n: (run_space.host(nodes.kind(n).host), p.port) for n in nodes.ALL_SUT_ENDPOINTS},  # type: ignore[union-attr]
         )
         try:
             await asyncio.wait_for(self.adapter.start(env), START_S)
