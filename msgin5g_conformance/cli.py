@@ -140,7 +140,12 @@ def _parser() -> argparse.ArgumentParser:
     ld.add_argument("--steps", default=None, metavar="R1,R2,...", help="a stepped profile: one rate per step")
     ld.add_argument("--ues", default="10", metavar="N", help="gateway: constrained UEs per round (default: 10)")
     ld.add_argument("--clients", default="50", metavar="N", help="relay: linked tester clients (default: 50)")
-    ld.add_argument("--timeout", default="1", metavar="S", help="an exchange unanswered this long is lost (default: 1)")
+    ld.add_argument(
+        "--timeout",
+        default=None,
+        metavar="S",
+        help="an exchange unanswered this long is lost (default: relay 1, gateway 2)",
+    )
     ld.add_argument("--profile", default=None, help="protocol profile YAML (default: shipped profile)")
     ld.add_argument(
         "--reports-dir", default="reports", help="the run directory goes under REPORTS/runs/ (default: reports)"

@@ -19,7 +19,7 @@ LIMITS = {
 ROLES = ("relay", "gateway")
 DEFAULT_CLIENTS = 50
 DEFAULT_UNLINKED = 5
-DEFAULT_TIMEOUT_S = 1.0
+DEFAULT_TIMEOUT_S = {"relay": 1.0, "gateway": 2.0}  # gateway: above the default profile's max_wait (1.5 s)
 UNLINKED_EVERY = 10  # one exchange in ten comes from a client without a link
 
 
@@ -66,7 +66,7 @@ def make_plan(
     steps: str | None = None,
     ues: str | int = 10,
     clients: str | int = DEFAULT_CLIENTS,
-    timeout: str | float = DEFAULT_TIMEOUT_S,
+    timeout: str | float | None = None,
 ) -> LoadPlan:
     """The plan from the command line's words; a UsageError (one line) for anything out of bounds."""
     if role not in ROLES:
@@ -90,7 +90,7 @@ def make_plan(
         )
     n_ues = int(_number("--ues", ues, 1, LIMITS["ues"], whole=True))
     n_clients = int(_number("--clients", clients, 1, LIMITS["clients"], whole=True))
-    limit = _number("--timeout", timeout, 0.05, LIMITS["timeout_s"])
+    limit = _number("--timeout", DEFAULT_TIMEOUT_S[role] if timeout is None else timeout, 0.05, LIMITS["timeout_s"])
     plan = LoadPlan(role, rates, step_s, n_ues, n_clients, DEFAULT_UNLINKED, limit)
     if plan.exchanges > LIMITS["exchanges"]:
         raise UsageError(

@@ -385,9 +385,10 @@ class LoadRun:
             if old == "pending":
                 rnd.open -= 1
             if status != "ok":
-                if rnd.ok and rnd.open >= 0 and old == "ok" and rnd.open == 0:
+                if rnd.ok and old == "ok" and rnd.open == 0:
                     self.rounds["ok"] -= 1
                     self.rounds["failed"] += 1
+                    rnd.step.rounds_ok -= 1
                 rnd.ok = False
             if old == "pending" and rnd.open == 0:
                 ex.client.busy = False
@@ -395,6 +396,7 @@ class LoadRun:
                     part.client.busy = False
                 if rnd.ok:
                     self.rounds["ok"] += 1
+                    rnd.step.rounds_ok += 1
                     lat = now - rnd.sent
                     self.latencies.append(lat)
                     rnd.step.latencies.append(lat)
@@ -820,10 +822,12 @@ class LoadRun:
                 step = StepStats(rate, start, plan.step_s, planned=max(1, round(rate * plan.step_s)))
                 self.result.steps.append(step)
                 self.current_step = step
+                step_cpu = time.process_time()
                 if plan.role == "relay":
                     await self.drive_relay(step, linked, unlinked)
                 else:
                     await self.drive_gateway(step, groups)
+                step.cpu_s = time.process_time() - step_cpu
                 start += plan.step_s
             self.result.sending_s = loop.time() - wall0
             # the last exchanges: until each is answered or lost (bounded by the timeout)

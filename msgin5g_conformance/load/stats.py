@@ -42,6 +42,8 @@ class StepStats:
     lost: int = 0
     wrong: int = 0
     mangled: int = 0
+    rounds_ok: int = 0  # gateway: rounds whose every UE got its own answer
+    cpu_s: float = 0.0  # the harness process's CPU time during the step
     latencies: list[float] = field(default_factory=list)
 
     def as_dict(self, unit: str) -> dict[str, Any]:
@@ -55,7 +57,8 @@ class StepStats:
             "lost": self.lost,
             "wrong": self.wrong,
             "mangled": self.mangled,
-            f"throughput_{unit}_per_s": round(self.ok / self.duration_s, 2),
+            f"throughput_{unit}_per_s": round((self.rounds_ok if unit == "rounds" else self.ok) / self.duration_s, 2),
+            "cpu_share_of_one_core": round(self.cpu_s / self.duration_s, 3),
             "latency": latency_figures(self.latencies),
         }
 
