@@ -130,6 +130,27 @@ def _parser() -> argparse.ArgumentParser:
     sw.add_argument("--profile", default=None, help="protocol profile YAML (default: shipped profile)")
     sw.add_argument("--pcap-dir", default="pcaps", help="where sweep-<role>.pcap goes (default: pcaps)")
     sw.add_argument("--out", default=None, help="JSON report (default: reports/sweep-<role>.json)")
+
+    # load mode (docs/load.md); numbers are checked by load.make_plan, one line naming the bad one
+    ld = sub.add_parser("load", help="capacity figures: R checked configuration exchanges per second through the SUT")
+    ld.add_argument("--sut", default="reference", help="SUT adapter name or SUT profile (.yaml), as for run")
+    ld.add_argument("--role", required=True, metavar="{relay,gateway}", help="the role to load")
+    ld.add_argument("--rate", default=None, metavar="R", help="exchanges (relay) or rounds (gateway) per second")
+    ld.add_argument("--duration", default="5", metavar="S", help="seconds per step (default: 5; at most 600 in all)")
+    ld.add_argument("--steps", default=None, metavar="R1,R2,...", help="a stepped profile: one rate per step")
+    ld.add_argument("--ues", default="10", metavar="N", help="gateway: constrained UEs per round (default: 10)")
+    ld.add_argument("--clients", default="50", metavar="N", help="relay: linked tester clients (default: 50)")
+    ld.add_argument(
+        "--timeout",
+        default=None,
+        metavar="S",
+        help="an exchange unanswered this long is lost (default: relay 1, gateway 2)",
+    )
+    ld.add_argument("--profile", default=None, help="protocol profile YAML (default: shipped profile)")
+    ld.add_argument(
+        "--reports-dir", default="reports", help="the run directory goes under REPORTS/runs/ (default: reports)"
+    )
+    ld.add_argument("--out", default=None, help="write load.json and load.html here instead of a new run directory")
     return p
 
 
@@ -413,6 +434,38 @@ def _sweep_numbers(a: argparse.Namespace) -> tuple[int, int, int, float]:
     return count, every, seed, limit
 
 
+def cmd_load(a: argparse.Namespace) -> int:
+    """Exit 0 when every exchange was checked right (no loss, no wrong delivery), 1 otherwise, 2
+    for a usage or set-up error (one line on stderr)."""
+    from msgin5g_conformance import load
+    from msgin5g_conformance.load import report as load_report
+    from msgin5g_conformance.load.runner import SetupError
+    from msgin5g_conformance.report import rundir
+    from sut_adapters.registry import identity, make_adapter
+
+    def error(exc: Exception) -> int:
+        one_line = "; ".join(part.strip() for part in str(exc).replace(":\n", ": ").splitlines() if part.strip())
+        print(f"msgin5g-conformance: error: {one_line}", file=sys.stderr)
+        return EXIT_USAGE
+
+    try:
+        plan = load.make_plan(a.role, a.rate, a.duration, a.steps, a.ues, a.clients, a.timeout)
+        profile = load_profile(a.profile)
+        adapter = make_adapter(a.sut, profile.max_file_bytes)
+        sut = identity(adapter)
+        result = load.run_load(adapter, profile, plan, sut)
+    except (DefinitionError, UsageError, SetupError) as exc:
+        return error(exc)
+    try:
+        out = Path(a.out) if a.out else rundir.create(a.reports_dir, rundir.new_run_id(f"{adapter.name}-load"))
+        load_report.write(result, out)
+    except OSError as exc:
+        print(load_report.summary(result, None))
+        return error(OSError(f"cannot write the load report: {exc}"))
+    print(load_report.summary(result, out))
+    return result.exit_code
+
+
 def cmd_sweep(a: argparse.Namespace) -> int:
     """Exit 0 when every probe passed, 1 when the SUT stopped answering, 2 for a usage or set-up
     error (one line on stderr; nothing was sent)."""
@@ -507,6 +560,8 @@ def _command(a: argparse.Namespace) -> int:
         return cmd_report(a)
     if a.command == "sweep":
         return cmd_sweep(a)
+    if a.command == "load":
+        return cmd_load(a)
     return cmd_lint(a)
 
 
