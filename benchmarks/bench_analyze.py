@@ -268,7 +268,8 @@ def run(sizes: list[int], keep: bool) -> None:
             started = time.perf_counter()
             write_capture(path, packets)
             made = time.perf_counter() - started
-            print(f"\n{packets:,} packets ({path.stat().st_size / 1e6:.1f} MB, pcap/Ethernet), generated in {made:.1f} s")
+            megabytes = path.stat().st_size / 1e6
+            print(f"\n{packets:,} packets ({megabytes:.1f} MB, pcap/Ethernet), generated in {made:.1f} s")
             reader = _measure([sys.executable, __file__, "--reader-child", str(path)])
             inner = json.loads(str(reader["first"]))
             extra = (
