@@ -1,0 +1,315 @@
+"""Benchmark: the capture reader and ``analyze`` against tshark's CoAP field extraction, side by side.
+
+Generates deterministic captures (classic pcap, Ethernet framing as ``tcpdump -i lo``
+writes) of 100,000 and 1,000,000 packets in a temporary folder, streaming: CoAP
+GETs and their 2.05 answers on port 65401 between many 127.x addresses (some over
+IPv6), a 2.05 large enough to be cut into three IPv4 fragments every 200
+datagrams, and non-CoAP traffic (TCP, ARP, other UDP).  Then, for each file and
+each in a fresh process of its own:
+
+* (a) the streaming reader (``msgin5g_conformance.analyze.reader.iter_capture``);
+* (b) the full analysis, when ``msgin5g_conformance.analyze.run.analyze_benchmark(path)``
+  exists (else "n/a");
+* (c) ``tshark -r FILE -n -d udp.port==65401,coap -T fields`` with the fields the
+  checks need.
+
+Each is timed wall-clock (process start included) and its peak RSS is read with
+``resource.getrusage(RUSAGE_CHILDREN)`` in a wrapper process that runs only it.
+Prints frames/s, RSS (MB) and the tshark/ours time ratio next to the targets of
+issue 14 (ratio >= 2, RSS <= 100 MB).  No assertions: the figures are printed.
+
+    .venv/bin/python benchmarks/bench_analyze.py                  # 100,000 and 1,000,000
+    .venv/bin/python benchmarks/bench_analyze.py --packets 20000 --keep
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import random
+import resource
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PORT = 65401
+RSS_TARGET_MB = 100.0
+RATIO_TARGET = 2.0
+FRAGMENT_EVERY = 200  # one datagram in this many is a 3-fragment 2.05
+TSHARK_FIELDS = [
+    "frame.number",
+    "ip.src",
+    "ip.dst",
+    "ipv6.src",
+    "ipv6.dst",
+    "udp.srcport",
+    "udp.dstport",
+    "coap.type",
+    "coap.code",
+    "coap.mid",
+    "coap.token",
+    "coap.opt.uri_path",
+    "coap.opt.uri_query",
+]
+CHILD_TIMEOUT = 1800.0  # seconds one measured process may take
+
+# --------------------------------------------------------------------------- #
+# The capture
+# --------------------------------------------------------------------------- #
+
+_ETH_V4 = b"\x00" * 12 + b"\x08\x00"
+_ETH_V6 = b"\x00" * 12 + b"\x86\xdd"
+_REC = struct.Struct("<IIII")
+
+
+def _checksum(header: bytes) -> int:
+    total = sum(struct.unpack(f"!{len(header) // 2}H", header))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def _ipv4(src: bytes, dst: bytes, ident: int, flags: int, proto: int, body: bytes) -> bytes:
+    head = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(body), ident, flags, 64, proto, 0, src, dst)
+    return _ETH_V4 + head[:10] + _checksum(head).to_bytes(2, "big") + head[12:] + body
+
+
+def _udp(sport: int, dport: int, payload: bytes) -> bytes:
+    return struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
+
+
+def _coap_get(mid: int, token: bytes, ue: int) -> bytes:
+    query = f"ue=ue-{ue}".encode()
+    return (
+        bytes([0x44, 0x01])
+        + mid.to_bytes(2, "big")
+        + token
+        + b"\xb7msgin5g\x06config"
+        + bytes([0x40 | len(query)])
+        + query
+    )
+
+
+def _coap_205(mid: int, token: bytes, size: int) -> bytes:
+    body = (b'{"cfg":"' + b"x" * size)[:size]
+    return bytes([0x64, 0x45]) + mid.to_bytes(2, "big") + token + b"\xc1\x32\xff" + body
+
+
+def write_capture(path: Path, packets: int, seed: int = 14) -> None:
+    """Write ``packets`` frames to ``path`` (classic pcap, Ethernet), deterministically, streaming."""
+    rng = random.Random(seed)
+    relay = bytes([127, 14, 0, 1])
+    scms = bytes([127, 14, 2, 1])
+    ues = [bytes([127, 14, 1, n]) for n in range(2, 202)]
+    v6_ue = b"\xfd\x00" + b"\x00" * 13 + b"\x02"
+    v6_relay = b"\xfd\x00" + b"\x00" * 13 + b"\x01"
+    written = 0
+    when = 1_700_000_000_000_000  # microseconds
+    mid = 0
+    ident = 0
+    datagrams = 0
+    with path.open("wb") as out:
+        out.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1))
+        batch: list[bytes] = []
+
+        def put(frame: bytes) -> None:
+            nonlocal written, when
+            if written >= packets:
+                return
+            when += 100
+            batch.append(_REC.pack(when // 1_000_000, when % 1_000_000, len(frame), len(frame)))
+            batch.append(frame)
+            written += 1
+
+        while written < packets:
+            roll = rng.random()
+            mid = (mid + 1) & 0xFFFF
+            ident = (ident + 1) & 0xFFFF
+            token = rng.randbytes(4)
+            ue_index = rng.randrange(len(ues))
+            ue = ues[ue_index]
+            if roll < 0.02:  # TCP: IP but not UDP
+                put(_ipv4(ue, relay, ident, 0x4000, 6, b"\x00" * 20 + b"not udp"))
+            elif roll < 0.03:  # ARP: not IP
+                put(b"\xff" * 6 + b"\x00" * 6 + b"\x08\x06" + b"\x00\x01\x08\x00\x06\x04\x00\x01" + b"\x00" * 20)
+            elif roll < 0.04:  # UDP but not CoAP
+                put(_ipv4(ue, relay, ident, 0x4000, 17, _udp(5353, 5353, b"\x00\x00\x01\x00" + b"\x00" * 30)))
+            elif roll < 0.08:  # CoAP over IPv6
+                get = _udp(PORT, PORT, _coap_get(mid, token, ue_index))
+                put(_ETH_V6 + struct.pack("!IHBB16s16s", 6 << 28, len(get), 17, 64, v6_ue, v6_relay) + get)
+                answer = _udp(PORT, PORT, _coap_205(mid, token, 60))
+                put(_ETH_V6 + struct.pack("!IHBB16s16s", 6 << 28, len(answer), 17, 64, v6_relay, v6_ue) + answer)
+            else:  # CoAP over IPv4: UE -> relay -> SCM-S and back
+                get = _udp(PORT, PORT, _coap_get(mid, token, ue_index))
+                put(_ipv4(ue, relay, ident, 0x4000, 17, get))
+                put(_ipv4(relay, scms, (ident + 1) & 0xFFFF, 0x4000, 17, get))
+                datagrams += 1
+                size = 2960 if datagrams % FRAGMENT_EVERY == 0 else rng.randrange(20, 200)
+                answer = _udp(PORT, PORT, _coap_205(mid, token, size))
+                for src, dst in ((scms, relay), (relay, ue)):
+                    ident = (ident + 2) & 0xFFFF
+                    if len(answer) <= 1480:
+                        put(_ipv4(src, dst, ident, 0x4000, 17, answer))
+                        continue
+                    for start in range(0, len(answer), 1480):
+                        more = 0x2000 if start + 1480 < len(answer) else 0
+                        put(_ipv4(src, dst, ident, more | (start // 8), 17, answer[start : start + 1480]))
+            if len(batch) >= 20_000:
+                out.write(b"".join(batch))
+                batch.clear()
+        out.write(b"".join(batch))
+
+
+# --------------------------------------------------------------------------- #
+# Measuring
+# --------------------------------------------------------------------------- #
+
+
+def _wrap(cmd: list[str]) -> None:
+    """Run ``cmd`` as this process's only child; print its wall time, peak RSS and output lines."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None
+    lines = 0
+    first = b""
+    while chunk := proc.stdout.read(1 << 20):
+        lines += chunk.count(b"\n")
+        if not first:
+            first = chunk[:2000]
+    err = proc.stderr.read() if proc.stderr else b""
+    code = proc.wait()
+    wall = time.perf_counter() - started
+    rss_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    print(
+        json.dumps(
+            {
+                "wall": wall,
+                "rss_mb": rss_kb / 1024,
+                "lines": lines,
+                "first": first.decode(errors="replace"),
+                "code": code,
+                "stderr": err.decode(errors="replace")[-500:],
+            }
+        )
+    )
+
+
+def _measure(cmd: list[str]) -> dict[str, object]:
+    out = subprocess.run(
+        [sys.executable, __file__, "--wrap", *cmd],
+        capture_output=True,
+        text=True,
+        timeout=CHILD_TIMEOUT,
+        check=True,
+    )
+    return dict(json.loads(out.stdout))
+
+
+def _reader_child(path: str) -> None:
+    from msgin5g_conformance.analyze.reader import ReaderStats, iter_capture
+
+    stats = ReaderStats()
+    started = time.perf_counter()
+    for _ in iter_capture(path, stats):
+        pass
+    loop = time.perf_counter() - started
+    print(json.dumps({"loop": loop, "frames": stats.frames, "datagrams": stats.datagrams, "stats": repr(stats)}))
+
+
+_ANALYZE_CHILD = (
+    "import sys\nfrom msgin5g_conformance.analyze.run import analyze_benchmark\nanalyze_benchmark(sys.argv[1])\n"
+)
+
+
+def _has_analysis() -> bool:
+    try:
+        module = importlib.import_module("msgin5g_conformance.analyze.run")
+    except ImportError:
+        return False
+    return callable(getattr(module, "analyze_benchmark", None))
+
+
+def _line(name: str, frames: int, got: dict[str, object] | None, extra: str = "") -> str:
+    if got is None:
+        return f"  {name:<8} n/a"
+    wall = float(str(got["wall"]))
+    rss = float(str(got["rss_mb"]))
+    mark = "ok" if rss <= RSS_TARGET_MB else "OVER"
+    status = "" if got.get("code") == 0 else f"  EXIT {got.get('code')}: {got.get('stderr')}"
+    return (
+        f"  {name:<8} {wall:7.2f} s wall, {frames / wall:>10,.0f} frames/s, peak RSS {rss:6.1f} MB "
+        f"(target <= {RSS_TARGET_MB:.0f} MB: {mark}){extra}{status}"
+    )
+
+
+def _ratio(name: str, tshark: dict[str, object] | None, ours: dict[str, object] | None, target: bool) -> str:
+    if tshark is None or ours is None:
+        return f"  ratio tshark/{name}: n/a"
+    ratio = float(str(tshark["wall"])) / float(str(ours["wall"]))
+    goal = f" (target >= {RATIO_TARGET:g}: {'ok' if ratio >= RATIO_TARGET else 'MISSED'})" if target else ""
+    return f"  ratio tshark/{name}: {ratio:.2f}x{goal}"
+
+
+def run(sizes: list[int], keep: bool) -> None:
+    folder = Path(tempfile.mkdtemp(prefix="bench-analyze-"))
+    tshark = shutil.which("tshark")
+    analysis = _has_analysis()
+    print(f"python {sys.version.split()[0]}; tshark {'at ' + tshark if tshark else 'not installed'}; ", end="")
+    print(f"full analysis {'present' if analysis else 'not present (n/a)'}; files in {folder}")
+    print("figures on a shared 2-core machine are noisy; wall time includes process start-up")
+    try:
+        for packets in sizes:
+            path = folder / f"bench-{packets}.pcap"
+            started = time.perf_counter()
+            write_capture(path, packets)
+            made = time.perf_counter() - started
+            megabytes = path.stat().st_size / 1e6
+            print(f"\n{packets:,} packets ({megabytes:.1f} MB, pcap/Ethernet), generated in {made:.1f} s")
+            reader = _measure([sys.executable, __file__, "--reader-child", str(path)])
+            inner = json.loads(str(reader["first"]))
+            extra = (
+                f"; {inner['frames'] / inner['loop']:,.0f} frames/s in the loop "
+                f"(aim >= 500,000), {inner['datagrams']:,} datagrams"
+            )
+            full = _measure([sys.executable, "-c", _ANALYZE_CHILD, str(path)]) if analysis else None
+            shark = None
+            if tshark:
+                fields = [arg for name in TSHARK_FIELDS for arg in ("-e", name)]
+                cmd = [tshark, "-r", str(path), "-n", "-d", f"udp.port=={PORT},coap", "-T", "fields", *fields]
+                shark = _measure(cmd)
+            print(_line("reader", packets, reader, extra))
+            print(_line("analyze", packets, full))
+            print(_line("tshark", packets, shark, f"; {shark['lines']:,} rows" if shark else ""))
+            print(_ratio("analyze", shark, full, target=True))
+            print(_ratio("reader", shark, reader, target=False))
+    finally:
+        if keep:
+            print(f"\nkept {folder}")
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--wrap":
+        _wrap(sys.argv[2:])
+        return
+    if len(sys.argv) == 3 and sys.argv[1] == "--reader-child":
+        _reader_child(sys.argv[2])
+        return
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--packets", type=int, action="append", help="capture size (repeatable)")
+    parser.add_argument("--keep", action="store_true", help="keep the generated captures")
+    args = parser.parse_args()
+    sizes = args.packets or [100_000, 1_000_000]
+    if any(n < 1 or n > 50_000_000 for n in sizes):
+        parser.error("--packets takes 1 to 50,000,000")
+    run(sizes, args.keep)
+
+
+if __name__ == "__main__":
+    main()

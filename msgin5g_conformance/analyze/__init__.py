@@ -1,0 +1,1 @@
+"""Offline analysis of a capture: the passive checks of ``msgin5g-conformance analyze``."""
