@@ -130,6 +130,11 @@ def _parser() -> argparse.ArgumentParser:
     sw.add_argument("--profile", default=None, help="protocol profile YAML (default: shipped profile)")
     sw.add_argument("--pcap-dir", default="pcaps", help="where sweep-<role>.pcap goes (default: pcaps)")
     sw.add_argument("--out", default=None, help="JSON report (default: reports/sweep-<role>.json)")
+    an = sub.add_parser("analyze", help="judge captures offline with a role map (docs/analyze.md)")
+    an.add_argument("captures", nargs="+", help="capture files (pcap, pcapng) or folders of them")
+    an.add_argument("--roles", required=True, help="the role map YAML")
+    an.add_argument("--profile", default=None, help="protocol profile YAML (default: shipped profile)")
+    an.add_argument("--out", default=None, help="output folder (default: analysis)")
     return p
 
 
@@ -507,6 +512,10 @@ def _command(a: argparse.Namespace) -> int:
         return cmd_report(a)
     if a.command == "sweep":
         return cmd_sweep(a)
+    if a.command == "analyze":
+        from msgin5g_conformance.analyze.run import cmd_analyze
+
+        return cmd_analyze(a.captures, a.roles, a.profile, a.out)
     return cmd_lint(a)
 
 
