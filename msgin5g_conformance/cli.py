@@ -151,6 +151,11 @@ def _parser() -> argparse.ArgumentParser:
         "--reports-dir", default="reports", help="the run directory goes under REPORTS/runs/ (default: reports)"
     )
     ld.add_argument("--out", default=None, help="write load.json and load.html here instead of a new run directory")
+    an = sub.add_parser("analyze", help="judge captures offline with a role map (docs/analyze.md)")
+    an.add_argument("captures", nargs="+", help="capture files (pcap, pcapng) or folders of them")
+    an.add_argument("--roles", required=True, help="the role map YAML")
+    an.add_argument("--profile", default=None, help="protocol profile YAML (default: shipped profile)")
+    an.add_argument("--out", default=None, help="output folder (default: analysis)")
     return p
 
 
@@ -562,6 +567,10 @@ def _command(a: argparse.Namespace) -> int:
         return cmd_sweep(a)
     if a.command == "load":
         return cmd_load(a)
+    if a.command == "analyze":
+        from msgin5g_conformance.analyze.run import cmd_analyze
+
+        return cmd_analyze(a.captures, a.roles, a.profile, a.out)
     return cmd_lint(a)
 
 

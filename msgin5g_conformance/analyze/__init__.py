@@ -1,1 +1,1 @@
-"""Offline analysis of a capture: the passive checks of ``msgin5g-conformance analyze``."""
+"""Offline analysis of a capture: the live suite's rules judged passively (``msgin5g-conformance analyze``)."""

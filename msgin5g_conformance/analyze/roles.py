@@ -1,0 +1,134 @@
+"""The role map: which addresses of a trace play which part, and the links a trace cannot show.
+
+The format is documented in ``docs/analyze.md`` and described by ``schemas/roles.schema.json``;
+it is loaded like every other YAML file of the harness (bounded read, located errors).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from msgin5g_conformance import schemacheck, yamlsource
+from msgin5g_conformance.errors import DefinitionError, Problem
+
+Address = tuple[str, int]
+
+
+@dataclass(frozen=True)
+class Client:
+    name: str
+    endpoint: Address
+    ue_id: str
+    links: tuple[tuple[float, float | None], ...] | None  # None: the role map does not say
+
+    def linked_at(self, when: float) -> bool | None:
+        """Whether a one-to-one link was established at ``when``; None when unknown."""
+        if self.links is None:
+            return None
+        return any(start <= when and (end is None or when < end) for start, end in self.links)
+
+
+@dataclass(frozen=True)
+class Topology:
+    name: str
+    capture: str | None  # the capture file this topology belongs to (None: every capture)
+    pc5: Address
+    uu: Address
+    scms: Address
+    scms_recipient: str
+    clients: tuple[Client, ...]
+    role: str = "relay"
+
+    def addresses(self) -> set[str]:
+        return {self.pc5[0], self.uu[0], self.scms[0], *(c.endpoint[0] for c in self.clients)}
+
+    def client_by_id(self, ue_id: str) -> Client | None:
+        for c in self.clients:
+            if c.ue_id == ue_id:
+                return c
+        return None
+
+    def client_at(self, endpoint: Address) -> Client | None:
+        for c in self.clients:
+            if c.endpoint == endpoint:
+                return c
+        return None
+
+
+@dataclass(frozen=True)
+class RoleMap:
+    source: str
+    topologies: tuple[Topology, ...]
+
+    def for_capture(self, capture: Path) -> list[Topology]:
+        return [t for t in self.topologies if t.capture is None or t.capture == capture.name]
+
+    def addresses(self) -> set[str]:
+        return {a for t in self.topologies for a in t.addresses()}
+
+
+def _address(located: yamlsource.Located, path: list[str | int], value: str, problems: list[Problem]) -> str:
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        problems.append(located.problem(path, f"expected an IPv4 or IPv6 address, found {value!r}"))
+        return value
+
+
+def _endpoint(
+    located: yamlsource.Located, path: list[str | int], d: dict[str, Any], problems: list[Problem]
+) -> Address:
+    return (_address(located, [*path, "address"], d["address"], problems), int(d["port"]))
+
+
+def load_roles(path: str | Path, limit: int = yamlsource.MAX_FILE_BYTES) -> RoleMap:
+    """Load and validate a role map; :class:`DefinitionError` names file, line and field."""
+    located = yamlsource.load_file(path, limit)
+    if not isinstance(located.data, dict):
+        raise DefinitionError([located.problem([], "a role map must be a mapping")])
+    schemacheck.check(located, "roles.schema.json")
+    problems: list[Problem] = []
+    topologies = []
+    for i, t in enumerate(located.data["topologies"]):
+        at: list[str | int] = ["topologies", i]
+        role = "gateway" if "gateway" in t and "relay" not in t else "relay"
+        sides = t["relay"]
+        clients = []
+        seen: set[str] = set()
+        for j, c in enumerate(t.get("clients", [])):
+            cpath = [*at, "clients", j]
+            if c["ue_id"] in seen:
+                problems.append(located.problem([*cpath, "ue_id"], f"UE id {c['ue_id']!r} named twice"))
+            seen.add(c["ue_id"])
+            links = None
+            if "links" in c:
+                spans = []
+                for k, iv in enumerate(c["links"]):
+                    end = iv.get("to")
+                    if end is not None and end < iv["from"]:
+                        problems.append(
+                            located.problem(
+                                [*cpath, "links", k, "to"], f"expected a time after {iv['from']}, found {end}"
+                            )
+                        )
+                    spans.append((float(iv["from"]), None if end is None else float(end)))
+                links = tuple(spans)
+            clients.append(Client(c["name"], _endpoint(located, cpath, c, problems), c["ue_id"], links))
+        topologies.append(
+            Topology(
+                name=t.get("name", f"topology {i + 1}"),
+                capture=t.get("capture"),
+                pc5=_endpoint(located, [*at, "relay", "pc5"], sides["pc5"], problems),
+                uu=_endpoint(located, [*at, "relay", "uu"], sides["uu"], problems),
+                scms=_endpoint(located, [*at, "scms"], t["scms"], problems),
+                scms_recipient=t["scms"]["recipient"],
+                clients=tuple(clients),
+                role=role,
+            )
+        )
+    if problems:
+        raise DefinitionError(problems)
+    return RoleMap(located.file, tuple(topologies))

@@ -1,0 +1,146 @@
+"""``analyze``: the relay rules judged on synthetic captures; the role map's located errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from msgin5g_conformance.analyze.roles import load_roles
+from msgin5g_conformance.analyze.run import analyze_benchmark, cmd_analyze
+from msgin5g_conformance.errors import DefinitionError
+from msgin5g_conformance.wire import codec
+from msgin5g_conformance.wire.capture.pcap import write_pcap
+from msgin5g_conformance.wire.capture.record import Datagram
+from msgin5g_conformance.wire.numbers import Code, MessageType
+
+PC5, UU, SCMS = ("127.0.1.1", 65401), ("127.0.1.2", 65401), ("127.0.1.5", 65401)
+CUE1, CUE2, CUE3 = ("127.0.1.11", 65401), ("127.0.1.12", 65401), ("127.0.1.13", 65401)
+ROLES = """\
+topologies:
+  - relay: {pc5: {address: 127.0.1.1, port: 65401}, uu: {address: 127.0.1.2, port: 65401}}
+    scms: {address: 127.0.1.5, port: 65401, recipient: scm-s.msgin5g.example}
+    clients:
+      - {name: cue1, address: 127.0.1.11, port: 65401, ue_id: cue1.msgin5g.example, links: [{from: 0}]}
+      - {name: cue2, address: 127.0.1.12, port: 65401, ue_id: cue2.msgin5g.example, links: []}
+      - {name: cue3, address: 127.0.1.13, port: 65401, ue_id: cue3.msgin5g.example}
+"""
+RCPT = 65003
+
+
+def msg(code: int, mid: int, recipient: str, payload: bytes = b"", path: tuple[str, ...] = ()) -> bytes:
+    options = [(11, p.encode()) for p in path] + [(RCPT, recipient.encode())]
+    return codec.encode(codec.CoapMessage(MessageType.NON, code, mid, b"\x01", tuple(options), payload))
+
+
+def run(tmp_path: Path, datagrams: list[tuple[float, tuple[str, int], tuple[str, int], bytes]]) -> tuple[int, dict]:
+    cap = tmp_path / "t.pcap"
+    write_pcap(cap, [Datagram(i, 1000.0 + t, s, d, b) for i, (t, s, d, b) in enumerate(datagrams)])
+    roles = tmp_path / "roles.yaml"
+    roles.write_text(ROLES, encoding="utf-8")
+    status = cmd_analyze([str(cap)], str(roles), None, str(tmp_path / "out"))
+    doc = json.loads((tmp_path / "out" / "results.json").read_text()) if status != 2 else {}
+    return status, doc
+
+
+def verdicts(doc: dict) -> list[tuple[str, tuple[str, ...], list[int]]]:
+    (records,) = doc["captures"].values()
+    return [(r["verdict"], tuple(r["requirements"]), r["frames"]) for r in records]
+
+
+GET = ("su-uc", "v1")
+
+
+def test_a_correct_relay_passes_every_exchange(tmp_path: Path) -> None:
+    status, doc = run(
+        tmp_path,
+        [
+            (0.0, CUE1, PC5, msg(Code.GET, 1, "scm-s.msgin5g.example", b"q", GET)),
+            (0.01, UU, SCMS, msg(Code.GET, 7, "scm-s.msgin5g.example", b"q", GET)),
+            (0.02, SCMS, UU, msg(Code.CONTENT, 2, "cue1.msgin5g.example", b"{}")),
+            (0.03, PC5, CUE1, msg(Code.CONTENT, 8, "cue1.msgin5g.example", b"{}")),
+            (0.04, SCMS, UU, msg(Code.FORBIDDEN, 3, "cue2.msgin5g.example", b"no")),
+            (0.9, SCMS, UU, msg(Code.CONTENT, 4, "cue1.msgin5g.example", b"{}")),
+            (0.91, PC5, CUE1, msg(Code.CONTENT, 9, "cue1.msgin5g.example", b"{}")),
+        ],
+    )
+    assert status == 0
+    assert verdicts(doc) == [
+        ("pass", ("REQ-RELAY-UL-1", "REQ-RELAY-TERM-1"), [1, 2]),
+        ("pass", ("REQ-RELAY-DL-1", "REQ-RELAY-TERM-1"), [3, 4]),
+        ("pass", ("REQ-RELAY-DL-1", "REQ-RELAY-TERM-1"), [6, 7]),
+        ("pass", ("REQ-RELAY-DL-2",), [5]),
+    ]
+    (discard,) = [r for r in doc["captures"][str(tmp_path / "t.pcap")] if r["covered_ms"] is not None]
+    assert 860 < discard["covered_ms"] < 880  # judged over the rest of the trace, and says how long
+    assert doc["requirements"]["REQ-RELAY-DL-2"] == "pass"
+    assert (tmp_path / "out" / "junit.xml").read_text().count("<testcase") == 4
+
+
+def test_faults_fail_with_frames_and_requirements(tmp_path: Path) -> None:
+    status, doc = run(
+        tmp_path,
+        [
+            (0.0, CUE1, PC5, msg(Code.GET, 1, "scm-s.msgin5g.example", b"q", GET)),
+            (0.01, UU, SCMS, msg(Code.GET, 7, "scm-s.msgin5g.example", b"q ", GET)),  # payload altered
+            (0.02, SCMS, UU, msg(Code.CONTENT, 2, "cue2.msgin5g.example", b"{}")),  # cue2: no link
+            (0.10, PC5, CUE2, msg(Code.CONTENT, 8, "cue2.msgin5g.example", b"{}")),
+            (0.2, PC5, CUE1, b"\x40"),  # 1 byte: no CoAP header
+            (0.3, SCMS, UU, msg(Code.NOT_FOUND, 3, "cue1.msgin5g.example")),  # never relayed
+            (1.5, CUE1, CUE1, b"x"),
+        ],
+    )
+    assert status == 1
+    assert verdicts(doc) == [
+        ("fail", ("REQ-RELAY-TERM-1",), [1, 2]),
+        ("fail", ("REQ-RELAY-DL-2",), [3, 4]),
+        ("fail", ("REQ-COAP-MSG-4",), [5]),
+        ("fail", ("REQ-RELAY-DL-1",), [6]),
+    ]
+
+
+def test_what_the_trace_cannot_decide_is_inconclusive(tmp_path: Path) -> None:
+    status, doc = run(
+        tmp_path,
+        [
+            (0.0, SCMS, UU, msg(Code.CONTENT, 2, "cue3.msgin5g.example", b"{}")),  # cue3: links unknown
+            (0.01, SCMS, UU, msg(Code.CONTENT, 3, "cue2.msgin5g.example", b"{}")),  # trace ends at once
+            (0.02, CUE1, PC5, msg(Code.GET, 1, "scm-s.msgin5g.example", b"q", GET)),  # wait cut short
+        ],
+    )
+    assert status == 0
+    got = verdicts(doc)
+    assert [v for v, _, _ in got] == ["inconclusive"] * 3
+    reasons = [r["reason"] for r in doc["captures"][str(tmp_path / "t.pcap")]]
+    assert "does not say whether cue3" in reasons[0]
+    assert "before the profile's" in reasons[1] and "before the" in reasons[2]
+
+
+def test_bad_input_is_a_named_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(ROLES.replace("port: 65401, recipient", "port: seventy, recipient"), encoding="utf-8")
+    with pytest.raises(DefinitionError) as err:
+        load_roles(bad)
+    assert f"{bad}:3: topologies[0].scms.port" in str(err.value)
+    cap = tmp_path / "other.pcap"
+    write_pcap(cap, [Datagram(0, 1.0, ("127.9.9.9", 1), ("127.9.9.8", 2), b"x")])
+    roles = tmp_path / "roles.yaml"
+    roles.write_text(ROLES, encoding="utf-8")
+    assert cmd_analyze([str(cap)], str(roles), None, str(tmp_path / "o")) == 2
+    assert "names no address of the trace" in capsys.readouterr().err
+    assert cmd_analyze([str(cap)], str(bad), None, str(tmp_path / "o")) == 2
+    (tmp_path / "cut.pcap").write_bytes(cap.read_bytes()[:30])
+    assert cmd_analyze([str(tmp_path / "cut.pcap")], str(roles), None, str(tmp_path / "o")) == 2
+    assert "byte offset 24" in capsys.readouterr().err
+
+
+def test_no_coap_on_the_role_maps_addresses_is_an_error(tmp_path: Path) -> None:
+    status, _ = run(tmp_path, [(0.0, CUE1, PC5, b"\x40"), (0.1, CUE1, PC5, b"\x00\x01")])
+    assert status == 2
+
+
+def test_benchmark_entry_counts_frames(tmp_path: Path) -> None:
+    cap = tmp_path / "b.pcap"
+    write_pcap(cap, [Datagram(i, 1.0 + i, CUE1, PC5, msg(Code.GET, i, "x")) for i in range(5)])
+    assert analyze_benchmark(cap) == 5
