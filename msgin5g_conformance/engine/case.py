@@ -88,6 +88,8 @@ class CaseRun:
         self.inbox = Inbox(self.is_tester, reset_nons=True)
         self.bindings = Bindings(self.profile, Path(case.file).parent, configurations=dict(case.configurations))
         self.results: list[StepResult] = []
+        self._results_by_step: dict[str, list[StepResult]] = {}  # top-level step -> its results
+        self._results_indexed = 0  # how many of self.results the index above holds
         self.absences: list[steps.Absence] = []
         self.nodes: dict[str, Endpoint] = {}
         self.sinks: list[Endpoint] = []
@@ -240,8 +242,15 @@ class CaseRun:
 
     def unmet_needs(self, step: Step) -> int | None:
         """The earlier top-level step this one needs (``needs``) that did not pass, if any."""
+        if not step.needs:
+            return None
+        # Indexed as results come (a foreach of 1,000 expectations each needing one step must not
+        # rescan every earlier result); the verdicts themselves are read now.
+        for r in self.results[self._results_indexed :]:
+            self._results_by_step.setdefault(r.index.split("[")[0].split(".")[0], []).append(r)
+        self._results_indexed = len(self.results)
         for n in step.needs:
-            done = [r for r in self.results if r.index.split("[")[0].split(".")[0] == str(n)]
+            done = self._results_by_step.get(str(n))
             if not done or any(r.verdict is not Verdict.PASS for r in done):
                 return n
         return None
