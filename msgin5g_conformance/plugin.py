@@ -23,7 +23,7 @@ from msgin5g_conformance.engine.session import Session
 from msgin5g_conformance.engine.verdict import CaseResult, Verdict
 from msgin5g_conformance.errors import DefinitionError, HarnessError, UsageError
 from msgin5g_conformance.report import rundir
-from msgin5g_conformance.report.allure import annotate, register_verdict_words
+from msgin5g_conformance.report.allure import FULL_STEPS, annotate, register_verdict_words
 from msgin5g_conformance.report.matrix import MANIFEST
 from msgin5g_conformance.spec.loader import load_testcases
 from msgin5g_conformance.spec.model import TestCase
@@ -467,6 +467,7 @@ def result_json(
     """One case's result record (``results/<id>.json``): the verdict, the run's identity, the
     checks with their findings, the exchange and the SUT log excerpt."""
     excerpt = r.sut_log_excerpt or r.sut_log[-SUT_LOG_EXCERPT_MAX:]
+    every = len(r.steps) <= FULL_STEPS
     return {
         **case_record(case),
         "run": run,
@@ -496,11 +497,13 @@ def result_json(
                 "covered_ms": s.covered_ms,
                 "strength": s.strength,
                 "deviations": [d.__dict__ for d in s.deviations],
-                "findings": [f.__dict__ for f in s.findings],
+                # a big case (over FULL_STEPS checks) keeps the findings of the checks that did not pass
+                "findings": [f.__dict__ for f in s.findings] if every or s.verdict.value != "pass" else [],
             }
             for s in r.steps
         ],
         "exchange": r.exchange,
+        "exchange_summary": r.exchange_summary,
         "readings": r.readings,
         "deviations": [{"step": index, **d.__dict__} for index, d in r.deviations],
         "sut_log": excerpt[-SUT_LOG_EXCERPT_MAX:],

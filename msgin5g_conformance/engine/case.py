@@ -68,6 +68,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 OPEN_S = 10.0  # bound on opening the SUT for a case
+# The exchange records of a result (results JSON, Allure, sequence charts) stay small: above
+# HEAD + TAIL datagrams, the first HEAD, the last TAIL and up to NAMED that checks name are kept.
+EXCHANGE_HEAD = 150
+EXCHANGE_TAIL = 50
+EXCHANGE_NAMED = 100
 CLOSE_S = 5.0
 
 
@@ -88,6 +93,8 @@ class CaseRun:
         self.inbox = Inbox(self.is_tester, reset_nons=True)
         self.bindings = Bindings(self.profile, Path(case.file).parent, configurations=dict(case.configurations))
         self.results: list[StepResult] = []
+        self._results_by_step: dict[str, list[StepResult]] = {}  # top-level step -> its results
+        self._results_indexed = 0  # how many of self.results the index above holds
         self.absences: list[steps.Absence] = []
         self.nodes: dict[str, Endpoint] = {}
         self.sinks: list[Endpoint] = []
@@ -240,8 +247,15 @@ class CaseRun:
 
     def unmet_needs(self, step: Step) -> int | None:
         """The earlier top-level step this one needs (``needs``) that did not pass, if any."""
+        if not step.needs:
+            return None
+        # Indexed as results come (a foreach of 1,000 expectations each needing one step must not
+        # rescan every earlier result); the verdicts themselves are read now.
+        for r in self.results[self._results_indexed :]:
+            self._results_by_step.setdefault(r.index.split("[")[0].split(".")[0], []).append(r)
+        self._results_indexed = len(self.results)
         for n in step.needs:
-            done = [r for r in self.results if r.index.split("[")[0].split(".")[0] == str(n)]
+            done = self._results_by_step.get(str(n))
             if not done or any(r.verdict is not Verdict.PASS for r in done):
                 return n
         return None
@@ -548,7 +562,35 @@ class CaseRun:
         if verdict is not Verdict.PASS:
             r.sut_log_excerpt = self.sut_log_excerpt(decisive)
         r.exchange = self.describe()
+        r.exchange_summary = self.exchange_summary(pcap)
         return r
+
+    def described_seqs(self) -> set[int] | None:
+        """The datagrams :meth:`describe` keeps (None: every one)."""
+        total = len(self.recorder)
+        if total <= EXCHANGE_HEAD + EXCHANGE_TAIL:
+            return None
+        kept = set(range(EXCHANGE_HEAD)) | set(range(total - EXCHANGE_TAIL, total))
+        named = sorted({r.datagram for r in self.results if r.datagram is not None and r.verdict is not Verdict.PASS})
+        kept.update(seq for seq in named[:EXCHANGE_NAMED] if 0 <= seq < total)
+        return kept
+
+    def exchange_summary(self, pcap: str | None) -> dict[str, Any]:
+        """What the exchange records leave out: every datagram counted, by message-layer kind."""
+        kept = self.described_seqs()
+        by_kind: dict[str, int] = {}
+        for a in self.inbox.arrivals:
+            by_kind[a.kind.value] = by_kind.get(a.kind.value, 0) + 1
+        total = len(self.recorder)
+        return {
+            "datagrams": total,
+            "shown": total if kept is None else len(kept),
+            "omitted": 0 if kept is None else total - len(kept),
+            "bytes": sum(len(d.data) for d in self.recorder.datagrams),
+            "tester_sent": len(self.inbox.tester_sent),
+            "sut_sent": dict(sorted(by_kind.items())),
+            "pcap": pcap,
+        }
 
     def sut_log_excerpt(self, decisive: StepResult | None) -> str:
         """The SUT's lines around the decisive datagram, else around the end of the case."""
@@ -560,13 +602,21 @@ class CaseRun:
         return sutlog.excerpt(self.sut_log_entries, self.recorder.datagrams_at(seq).time, what)
 
     def describe(self) -> list[dict[str, Any]]:
-        """The exchange as structured records (reports draw sequence charts from these)."""
+        """The exchange as structured records (reports draw sequence charts from these).
+
+        A big case (a gateway case with 1,000 constrained UEs has some 8,000 datagrams, 23 MB as
+        records) keeps :data:`EXCHANGE_HEAD` records from the start, :data:`EXCHANGE_TAIL` from the
+        end, and every datagram a check names (the evidence of its verdict); :meth:`exchange_summary`
+        counts the rest. The pcap holds every datagram."""
         self.sync()
         kinds = {a.seq: a.kind.value for a in self.inbox.arrivals}
         out: list[dict[str, Any]] = []
         datagrams = self.recorder.datagrams
         t0 = datagrams[0].time if datagrams else 0.0
+        kept = self.described_seqs()
         for d in datagrams:
+            if kept is not None and d.seq not in kept:
+                continue
             rec: dict[str, Any] = {
                 "seq": d.seq,
                 "t_ms": round((d.time - t0) * 1000, 3),

@@ -91,6 +91,9 @@ class CaseResult:
     # polling folded (engine/sutlog.py); filled for a case that did not pass
     sut_log_excerpt: str = ""
     exchange: list[dict[str, Any]] = field(default_factory=list)
+    # the whole exchange counted (datagrams, shown, omitted, bytes, by kind, pcap): a big case's
+    # ``exchange`` keeps only its first and last records and those its checks name
+    exchange_summary: dict[str, Any] = field(default_factory=dict)
     readings: dict[str, str] = field(default_factory=dict)  # the profile readings the verdict rests on
 
     @property

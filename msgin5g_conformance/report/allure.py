@@ -39,6 +39,8 @@ SEVERITY = {"shall": "critical", "should": "normal", "may": "minor"}
 STEP_NAME_MAX = 400
 
 PCAP_TYPE = "application/vnd.tcpdump.pcap"
+PCAP_EMBED_MAX = 1 << 20  # a bigger pcap is named in the report, not embedded (a 1,000-UE case: 6.9 MB)
+FULL_STEPS = 200  # above this many checks, only those that did not pass attach their findings
 SVG_TYPE = "image/svg+xml"
 TEXT_TYPE = "text/plain"
 JSON_TYPE = "application/json"
@@ -177,6 +179,12 @@ def _active() -> bool:
 def decoded_datagrams(result: CaseResult) -> str:
     """One block per datagram: the decoded summary line, then its bytes in hex."""
     lines = []
+    summary = result.exchange_summary
+    if summary.get("omitted"):
+        lines.append(
+            f"({summary['shown']} of {summary['datagrams']} datagrams shown: the first and last, and those the "
+            f"checks name; every one is in the pcap {summary.get('pcap') or ''})"
+        )
     for rec, text in zip(result.exchange, result.datagrams, strict=False):
         lines.append(text)
         if rec.get("hex"):
@@ -236,7 +244,7 @@ def step_outcome(step: StepResult) -> BaseException | None:
     return None
 
 
-def _record_step(step: StepResult) -> None:
+def _record_step(step: StepResult, *, checks: bool = True) -> None:
     """One Allure step for one step result, its status set from the verdict.
 
     The step context is closed with the outcome's exception details, as if that exception had
@@ -247,7 +255,7 @@ def _record_step(step: StepResult) -> None:
     context.__enter__()
     outcome: BaseException | None = None
     try:
-        if step.findings:
+        if step.findings and (checks or step.verdict.value != "pass"):
             allure.attach(_checks_text(step), name="checks", attachment_type=TEXT_TYPE, extension="txt")
         outcome = step_outcome(step)
     finally:
@@ -281,11 +289,24 @@ def annotate(case: TestCase, result: CaseResult, record: dict[str, Any]) -> None
     for name, url in spec_links(case.clause):
         allure.dynamic.link(url, name=name)
 
+    # A big case (a gateway case with 1,000 UEs has 2,000 checks) keeps the checks of its passing
+    # steps out of the report: one attachment each would be thousands of files.
+    every = len(result.steps) <= FULL_STEPS
     for step in result.steps:
-        _record_step(step)
+        _record_step(step, checks=every)
 
     if result.pcap and Path(result.pcap).is_file():
-        allure.attach.file(result.pcap, name=f"{case.id}.pcap", attachment_type=PCAP_TYPE, extension="pcap")
+        size = Path(result.pcap).stat().st_size
+        if size <= PCAP_EMBED_MAX:
+            allure.attach.file(result.pcap, name=f"{case.id}.pcap", attachment_type=PCAP_TYPE, extension="pcap")
+        else:  # the single-file report would carry it base64-encoded: named, not embedded
+            allure.attach(
+                f"{case.id}.pcap: {size} bytes, {result.exchange_summary.get('datagrams', '?')} datagrams, "
+                f"not embedded in the report (above {PCAP_EMBED_MAX} bytes): {result.pcap}\n",
+                name=f"{case.id}.pcap (not embedded)",
+                attachment_type=TEXT_TYPE,
+                extension="txt",
+            )
     try:
         chart = render_svg(record)
     except Exception as exc:  # evidence must never change a verdict

@@ -225,9 +225,13 @@ def render_svg(result: Mapping[str, Any]) -> str:
     headline = f"{case_id} \u2014 {str(verdict).upper()}: {result.get('title', '')}"
     add(f'<text x="10" y="20" font-size="14" font-weight="bold" class="headline">{esc(_short(headline, 140))}</text>')
     count = len([e for e in events if e.kind == "datagram"])
+    summary = result.get("exchange_summary") or {}
+    shown = f"{count} datagram(s)"
+    if summary.get("omitted"):  # a big case: the chart draws the first, the last and the named ones
+        shown = f"{count} of {summary.get('datagrams')} datagrams drawn (all in the pcap)"
     sub = (
         f"SUT {result.get('sut', '?')} \u00b7 profile {result.get('profile', '?')} \u00b7 "
-        f"{count} datagram(s) \u00b7 capture {result.get('capture', '?')}"
+        f"{shown} \u00b7 capture {result.get('capture', '?')}"
     )
     add(f'<text x="10" y="38" fill="#555555" class="subline">{esc(sub)}</text>')
 

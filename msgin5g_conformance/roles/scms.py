@@ -28,6 +28,10 @@ from msgin5g_conformance.wire.numbers import Code, OptionNumber, code_to_str, de
 from msgin5g_conformance.world.profile import Profile
 
 ANSWER_CODES = {"document": Code.CONTENT, "forbidden": Code.FORBIDDEN, "unknown": Code.NOT_FOUND}
+# The largest bulk answer it serves: 4 MiB, 4,096 blocks of 1,024 bytes (some twenty times the answer
+# for cue1..cue4000, the most UEs a case can have); any number of blocks up to that, each cut on
+# request (RFC 7959 2.2 allows NUM up to 2^20 - 1). A bigger answer is a set-up error (5.00).
+MAX_ANSWER_BYTES = 4 << 20
 
 
 def _check(path: Path, doc: Any, what: str) -> None:
@@ -100,7 +104,13 @@ class ScmServer:
         else:
             answer = {"ue-configurations": [{"ue-uri": i, **r} for i, r in results.items()]}
         _check(self.profile.bulk_response_schema_path, answer, "bulk answer")
-        return json.dumps(answer, separators=(",", ":")).encode("utf-8")
+        body = json.dumps(answer, separators=(",", ":")).encode("utf-8")
+        if len(body) > MAX_ANSWER_BYTES:
+            raise HarnessError(
+                f"the bulk answer for {len(ids)} UE id(s) is {len(body)} bytes, above the {MAX_ANSWER_BYTES} "
+                f"the SCM-S serves"
+            )
+        return body
 
     # -- protocol ---------------------------------------------------------------------------
 

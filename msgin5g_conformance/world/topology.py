@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import functools
 import os
 import socket
 import tempfile
@@ -135,6 +136,30 @@ class CaseAddresses:
     sut: tuple[tuple[str, Address], ...]  # the SUT's endpoints in this case
 
     def address(self, node: str) -> Address:
+        found = self._by_name.get(node)
+        if found is not None:
+            return found
+        k = nodes.kind(node)
+        if k is None:
+            raise HarnessError(f"unknown node {node!r}")
+        return (self.space.host(k.host), self.alt_port if k.alt_port else self.port)
+
+    # The two directories below are computed once per instance (the instance is frozen): a case
+    # with 1,000 constrained UEs asks for an address or a label tens of thousands of times.
+    @functools.cached_property
+    def _by_name(self) -> dict[str, Address]:
+        """Every node this case owns (and the SUT's endpoints), by name."""
+        out = {n: self._computed(n) for n in self.tester}
+        out.update(self.sut)
+        return out
+
+    @functools.cached_property
+    def _owners(self) -> dict[Address, str]:
+        out = {self._computed(n): n for n in self.tester}
+        out.update({addr: name for name, addr in self.sut})
+        return out
+
+    def _computed(self, node: str) -> Address:
         for name, addr in self.sut:
             if name == node:
                 return addr
@@ -148,9 +173,7 @@ class CaseAddresses:
 
     def owners(self) -> dict[Address, str]:
         """Every address of the case that a node owns, by address."""
-        out = {self.address(n): n for n in self.tester}
-        out.update({addr: name for name, addr in self.sut})
-        return out
+        return dict(self._owners)
 
     def spare_hosts(self) -> list[str]:
         """Hosts of the range that no node owns on the profile's port (the tester listens there
@@ -160,7 +183,7 @@ class CaseAddresses:
 
     def label_of(self, address: Address) -> str | None:
         """The node name at an address, ``elsewhere`` for any other address of the range, else None."""
-        owner = self.owners().get(address)
+        owner = self._owners.get(address)
         if owner is not None:
             return owner
         if self.space.contains(address):

@@ -73,6 +73,11 @@ class _TolerantBacklogs(dict[Any, Any]):
         self.pop(key, None)
 
 
+# Messages with this many options or more are built by CoapNode._outgoing_many.
+_MANY_OPTIONS = 32
+MAX_DATAGRAM = 65535  # read buffer: the largest UDP payload (65,507 bytes over IPv4, 65,527 over IPv6) fits
+_REUSED = frozenset({11, 15})  # Uri-Path, Uri-Query (RFC 7252 5.10)
+
 MessageHandler = Callable[["CoapNode", codec.CoapMessage, Address], None]
 
 
@@ -100,6 +105,7 @@ class CoapNode:
         self._mm: Any = None
         self._mi: Any = None
         self._next_mid = random.randrange(0x10000)
+        self._option_cache: dict[tuple[tuple[int, bytes], ...], list[Any]] = {}
         self._current_raw: bytes | None = None
         self._seen: set[tuple[Address, int, int]] = set()  # (source, MID, type) processed (one case)
         self.reject_current = False  # a handler sets it to answer the response it got with a Reset
@@ -133,6 +139,9 @@ class CoapNode:
                 original_continue(remote)
 
         self._mm._continue_backlog = continue_backlog
+        # aiocoap 0.4.17 reads at most 4,096 bytes of a datagram (RecvmsgSelectorDatagramTransport.
+        # max_size) and silently drops the rest; a reference SUT must read any UDP datagram whole.
+        self._mi.transport.max_size = MAX_DATAGRAM
         self._install_hooks()
 
     def _install_hooks(self) -> None:
@@ -224,10 +233,37 @@ class CoapNode:
         return UDP6EndpointAddress(_v6(address), self._mi)
 
     def _outgoing(self, message: codec.CoapMessage, remote: Any) -> Any:
-        # Decoding our own exact bytes gives aiocoap the message field for field.
-        m = aiocoap.Message.decode(codec.encode(message), remote)
+        if len(message.options) >= _MANY_OPTIONS:
+            m = self._outgoing_many(message, remote)
+        else:
+            # Decoding our own exact bytes gives aiocoap the message field for field.
+            m = aiocoap.Message.decode(codec.encode(message), remote)
         m.direction = Direction.OUTGOING
         m.transport_tuning = self.tuning
+        return m
+
+    def _outgoing_many(self, message: codec.CoapMessage, remote: Any) -> Any:
+        """A message with many options (a bulk GET for 1,000 UEs has 1,000 Uri-Query options),
+        built as aiocoap's decode would build it, option by option from the same bytes, but with
+        the Uri-Path and Uri-Query options of a block-wise transfer's earlier requests reused:
+        aiocoap 0.4.17 decodes options by slicing the remaining bytes, quadratic in their length,
+        and RFC 7959 2.4 repeats the whole query in every block request."""
+        m = aiocoap.Message(code=message.code, payload=message.payload)
+        m.mtype = aiocoap.numbers.Type(message.mtype)
+        m.mid = message.mid
+        m.token = message.token
+        m.remote = remote
+        key = tuple(o for o in message.options if o[0] in _REUSED)
+        reused = self._option_cache.get(key)
+        if reused is None:
+            reused = [aiocoap.numbers.OptionNumber(n).create_option(decode=v) for n, v in key]
+            self._option_cache = {key: reused}  # one transfer at a time is enough
+        pending = iter(reused)
+        for number, value in message.options:  # in wire order, as decode adds them
+            if number in _REUSED:
+                m.opt.add_option(next(pending))
+            else:
+                m.opt.add_option(aiocoap.numbers.OptionNumber(number).create_option(decode=value))
         return m
 
     def send(self, message: codec.CoapMessage, to: Address, *, keep_mid: bool = False) -> None:

@@ -84,8 +84,10 @@ class ReferenceGateway(EndpointRules, LinkTable):
     LABEL = "gateway"
 
     # Bounds of one block-wise transfer: a server that keeps saying "more" must not hold the
-    # waiting UEs forever.
-    MAX_BLOCKS = 64
+    # waiting UEs forever. The bound is on the answer's size, not on a count of blocks: 4 MiB is
+    # 4,096 blocks of 1,024 bytes, some twenty times the answer for the most constrained UEs a case
+    # can have (cue4000, about 190 bytes each); RFC 7959 2.2 allows NUM up to 2^20 - 1.
+    MAX_ANSWER_BYTES = 4 << 20
     TRANSFER_TIMEOUT_S = 5.0
 
     def __init__(self, env: RoleContext) -> None:
@@ -418,8 +420,13 @@ class ReferenceGateway(EndpointRules, LinkTable):
         if not more or not self.wants_next_block(exchange, num):
             self.complete(exchange)
             return
-        if exchange.blocks >= self.MAX_BLOCKS:
-            self.fail(exchange, Code.GATEWAY_TIMEOUT, f"bulk answer not complete after {self.MAX_BLOCKS} blocks")
+        if len(exchange.body) + size > self.MAX_ANSWER_BYTES:
+            self.fail(
+                exchange,
+                Code.GATEWAY_TIMEOUT,
+                f"bulk answer not complete after {exchange.blocks} blocks ({len(exchange.body)} bytes): "
+                f"the next would pass {self.MAX_ANSWER_BYTES} bytes",
+            )
             return
         self.request_block(exchange, ((num + 1) << 4) | szx)
 
