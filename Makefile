@@ -54,6 +54,10 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_relay.py --runs 5
 	$(BIN)/python benchmarks/bench_hostile_files.py
 	$(BIN)/python benchmarks/bench_startup.py --runs 5
+	$(BIN)/python benchmarks/bench_suite.py --runs 3
+	$(BIN)/python benchmarks/bench_scale.py
+	$(BIN)/python benchmarks/bench_load.py
+	$(BIN)/python benchmarks/bench_analyze.py
 
 clean:
 	rm -rf $(VENV) pcaps reports build *.egg-info node_modules
