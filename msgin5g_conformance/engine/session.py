@@ -134,7 +134,7 @@ class Session:
     # -- lifecycle ---------------------------------------------------------------------------------
 
     def open(self) -> None:
-        _raise_fd_limit()
+        raise_fd_limit()
         logging.getLogger("coap").setLevel(logging.ERROR)  # the reference SUT's aiocoap chatter
         self.block = claim_block(self.profile.port)
         loop = asyncio.new_event_loop()
@@ -399,7 +399,7 @@ def _settle(fut: concurrent.futures.Future[CaseResult], result: CaseResult) -> N
         fut.set_result(result)
 
 
-def _raise_fd_limit() -> None:
+def raise_fd_limit() -> None:
     """Each open case listens on every host of its range: allow a few thousand sockets."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     want = hard if hard != resource.RLIM_INFINITY else 65536

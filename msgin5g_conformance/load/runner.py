@@ -38,6 +38,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from msgin5g_conformance.engine.session import raise_fd_limit
 from msgin5g_conformance.errors import HarnessError
 from msgin5g_conformance.load.plan import UNLINKED_EVERY, LoadPlan
 from msgin5g_conformance.load.stats import FIRST_WRONG, Bins, StepStats, latency_figures
@@ -710,7 +711,7 @@ class LoadRun:
 
     def run(self) -> LoadResult:
         self.check()
-        _raise_fd_limit()
+        raise_fd_limit()
         coap = logging.getLogger("coap")
         level = coap.level
         coap.setLevel(logging.ERROR)
@@ -871,11 +872,3 @@ class LoadRun:
 def run_load(adapter: SutAdapter, profile: Profile, plan: LoadPlan, sut: dict[str, Any]) -> LoadResult:
     """Run the plan against the SUT to its end (blocking). SetupError: nothing was judged."""
     return LoadRun(adapter, profile, plan, sut).run()
-
-
-def _raise_fd_limit() -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    want = hard if hard != resource.RLIM_INFINITY else 65536
-    if soft < want:
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (min(want, 65536), hard))
