@@ -513,4 +513,7 @@ def result_json(
 
 def _write_json(folder: Path, case: TestCase, record: dict[str, Any]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{case.id}.json").write_text(json.dumps(record, indent=1), encoding="utf-8")
+    # written aside and renamed: a run stopped mid-write (SIGINT, timeout) leaves whole results only
+    tmp = folder / f".{case.id}.json.{os.getpid()}"
+    tmp.write_text(json.dumps(record, indent=1), encoding="utf-8")
+    os.replace(tmp, folder / f"{case.id}.json")
