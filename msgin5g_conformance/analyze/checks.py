@@ -88,7 +88,7 @@ class RelayAnalysis:
         self.seen_mids: set[tuple[tuple[str, int], int]] = set()
 
     def mine(self, f: Frame) -> bool:
-        ends = {self.t.pc5, self.t.uu}
+        ends = self.t.sut_endpoints()
         return f.src in ends or f.dst in ends
 
     def tick(self, when: float) -> Iterator[Judgement]:
@@ -331,7 +331,7 @@ def analyse(
     frames: Iterable[Frame | Problem], topologies: list[Topology], profile: Profile
 ) -> tuple[list[Judgement], int, int]:
     """Judge one capture; returns (judgements, frames judged, CoAP-looking frames of the role map)."""
-    analyses = [RelayAnalysis(t, profile) for t in topologies]
+    analyses = [RelayAnalysis(t, profile) for t in topologies if t.role == "relay"]
     out: list[Judgement] = []
     matched = 0
     for item in frames:

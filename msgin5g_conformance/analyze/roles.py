@@ -33,17 +33,28 @@ class Client:
 
 @dataclass(frozen=True)
 class Topology:
+    """One SUT and its peers in a trace. ``role`` is ``relay`` or ``gateway`` (the SUT's sides
+    ``pc5`` and ``uu``, the constrained UEs in ``clients``) or ``constrained-ue`` (the SUT at
+    ``cue``, naming itself ``cue_id``, talking to the Relay UE or Gateway UE at ``peer``)."""
+
     name: str
     capture: str | None  # the capture file this topology belongs to (None: every capture)
-    pc5: Address
-    uu: Address
+    pc5: Address | None
+    uu: Address | None
     scms: Address
     scms_recipient: str
     clients: tuple[Client, ...]
     role: str = "relay"
+    cue: Address | None = None
+    cue_id: str | None = None
+    peer: Address | None = None
+
+    def sut_endpoints(self) -> set[Address]:
+        return {a for a in (self.pc5, self.uu, self.cue) if a is not None}
 
     def addresses(self) -> set[str]:
-        return {self.pc5[0], self.uu[0], self.scms[0], *(c.endpoint[0] for c in self.clients)}
+        ends = [a for a in (self.pc5, self.uu, self.cue, self.peer) if a is not None]
+        return {self.scms[0], *(a[0] for a in ends), *(c.endpoint[0] for c in self.clients)}
 
     def client_by_id(self, ue_id: str) -> Client | None:
         for c in self.clients:
@@ -94,8 +105,8 @@ def load_roles(path: str | Path, limit: int = yamlsource.MAX_FILE_BYTES) -> Role
     topologies = []
     for i, t in enumerate(located.data["topologies"]):
         at: list[str | int] = ["topologies", i]
-        role = "gateway" if "gateway" in t and "relay" not in t else "relay"
-        sides = t["relay"]
+        role = next(r for r in ("relay", "gateway", "constrained_ue") if r in t)  # the schema: exactly one
+        sides = t.get(role, {})
         clients = []
         seen: set[str] = set()
         for j, c in enumerate(t.get("clients", [])):
@@ -117,16 +128,20 @@ def load_roles(path: str | Path, limit: int = yamlsource.MAX_FILE_BYTES) -> Role
                     spans.append((float(iv["from"]), None if end is None else float(end)))
                 links = tuple(spans)
             clients.append(Client(c["name"], _endpoint(located, cpath, c, problems), c["ue_id"], links))
+        two_sided = role != "constrained_ue"
         topologies.append(
             Topology(
                 name=t.get("name", f"topology {i + 1}"),
                 capture=t.get("capture"),
-                pc5=_endpoint(located, [*at, "relay", "pc5"], sides["pc5"], problems),
-                uu=_endpoint(located, [*at, "relay", "uu"], sides["uu"], problems),
+                pc5=_endpoint(located, [*at, role, "pc5"], sides["pc5"], problems) if two_sided else None,
+                uu=_endpoint(located, [*at, role, "uu"], sides["uu"], problems) if two_sided else None,
                 scms=_endpoint(located, [*at, "scms"], t["scms"], problems),
                 scms_recipient=t["scms"]["recipient"],
                 clients=tuple(clients),
-                role=role,
+                role=role.replace("_", "-"),
+                cue=None if two_sided else _endpoint(located, [*at, role], sides, problems),
+                cue_id=None if two_sided else sides["ue_id"],
+                peer=None if two_sided else _endpoint(located, [*at, role, "peer"], sides["peer"], problems),
             )
         )
     if problems:
