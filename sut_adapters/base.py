@@ -56,6 +56,9 @@ class SutEnvironment:
     profile: Profile
     timers: CoapTimers  # the tester's CON parameters; a SUT may use them for its own CONs
     endpoints: Mapping[str, Address]  # where a SUT that keeps its addresses for the run listens
+    # the same for each process of an SUT that runs several (``instances`` > 1): set i is the
+    # i-th process's, all on the run's own range, none shared; set 0 is ``endpoints``
+    instance_endpoints: tuple[Mapping[str, Address], ...] = ()
 
 
 @dataclass(frozen=True)

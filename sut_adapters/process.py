@@ -132,6 +132,7 @@ class SutProfile:
     ready_s: float
     op_s: float
     description: str | None = None  # shown under the name in every report
+    instances: int = 1  # processes the harness may start, each on its own addresses
 
 
 def _host_port(text: str) -> Address:
@@ -238,6 +239,25 @@ def load_sut_profile(path: str | Path, limit: int = yamlsource.MAX_FILE_BYTES) -
                     f"control none cannot tell the SUT its addresses: expected fixed endpoints for {', '.join(needed)}",
                 )
             )
+    instances = d.get("instances", 1)
+    if instances > 1:
+        # each process gets its own addresses from the harness (configure) and its own pipes
+        if control != "stdio":
+            problems.append(
+                located.problem(
+                    ["instances"],
+                    f"expected 1 with control {control}, found {instances}: "
+                    "several instances need control stdio (each process its own conversation)",
+                )
+            )
+        if endpoints:
+            problems.append(
+                located.problem(
+                    ["instances"],
+                    f"expected 1 with fixed endpoints, found {instances}: several instances cannot share "
+                    f"{', '.join(sorted(endpoints))}; leave endpoints out and each gets its own addresses",
+                )
+            )
     if problems:
         raise DefinitionError(problems)
     timeouts = d.get("timeouts", {})
@@ -258,6 +278,7 @@ def load_sut_profile(path: str | Path, limit: int = yamlsource.MAX_FILE_BYTES) -
         ready_s=float(timeouts.get("ready_s", DEFAULT_READY_S)),
         op_s=float(timeouts.get("op_s", DEFAULT_OP_S)),
         description=d.get("description"),
+        instances=instances,
     )
 
 
@@ -748,12 +769,14 @@ class _Conversation:
 
 
 class ProcessCase:
-    """The external SUT as it acts in one test case (one at a time: ``instances`` is 1)."""
+    """The external SUT (one process) as it acts in one test case; ``release`` hands the process
+    back to its pool when the case is over."""
 
-    def __init__(self, adapter: ProcessAdapter, role: str) -> None:
+    def __init__(self, adapter: ProcessAdapter, role: str, release: Callable[[], None] | None = None) -> None:
         self.adapter = adapter
         self.role = role
         self.mark = adapter._mark
+        self._release = release
 
     def endpoints(self) -> Mapping[str, Address]:
         return {n: self.adapter._endpoints[n] for n in ROLE_ENDPOINTS.get(self.role, ())}
@@ -786,16 +809,27 @@ class ProcessCase:
         return await self.adapter.died_during_case()
 
     async def close(self) -> None:
-        """Nothing to release: the next case's reset starts from scratch."""
+        """The next case's reset starts from scratch; a pooled process is free again."""
+        release, self._release = self._release, None
+        if release is not None:
+            release()
 
 
 class ProcessAdapter:
     """Runs an implementation outside the harness from its SUT profile (see module docstring)."""
 
-    instances = 1  # one process plays one role at a time
+    instances = 1  # one process plays one role at a time (ProcessPool runs several)
 
-    def __init__(self, profile_path: str | Path, max_file_bytes: int = yamlsource.MAX_FILE_BYTES) -> None:
-        self.sut = load_sut_profile(profile_path, max_file_bytes)
+    def __init__(
+        self,
+        profile_path: str | Path,
+        max_file_bytes: int = yamlsource.MAX_FILE_BYTES,
+        *,
+        sut: SutProfile | None = None,
+        index: int = 0,
+    ) -> None:
+        self.sut = sut if sut is not None else load_sut_profile(profile_path, max_file_bytes)
+        self.index = index  # which of a pool's processes (its addresses: the run's endpoint set ``index``)
         self.name = self.sut.name
         self.roles = self.sut.roles
         self.capabilities = self.sut.capabilities
@@ -823,7 +857,10 @@ class ProcessAdapter:
             where = f"SUT profile {self.sut.source} and the run's profile"
             raise HarnessError(f"protocol mismatch between {where}: " + "; ".join(mismatches))
         self.env = env
-        self._endpoints = dict(env.endpoints)
+        own = env.instance_endpoints[self.index] if self.index < len(env.instance_endpoints) else env.endpoints
+        if self.index and own is env.endpoints:
+            raise HarnessError(f"SUT {self.name}: the run gave no addresses for instance {self.index + 1}")
+        self._endpoints = dict(own)
         self._endpoints.update(self.sut.endpoints)
         # placeholders until the first case names its peers (configure is sent again then)
         self._peers = {n: (self._endpoints["sut.pc5"][0], 1) for n in ("scms", "relay")}
@@ -835,11 +872,11 @@ class ProcessAdapter:
             # output as that case's SUT log) and restarted by the next one, like any other crash.
             self._failure = (str(exc), mark)
 
-    async def open_case(self, world: CaseWorld) -> ProcessCase:
+    async def open_case(self, world: CaseWorld, release: Callable[[], None] | None = None) -> ProcessCase:
         """``configure`` when the case's peers differ from what the SUT was told, then ``reset``."""
         self._peers = {n: world.peers[n] for n in ("scms", "relay")}
         await self.reset(world.role)
-        return ProcessCase(self, world.role)
+        return ProcessCase(self, world.role, release)
 
     async def reset(self, role: str) -> None:
         if role not in self.roles:
@@ -1095,3 +1132,61 @@ class ProcessAdapter:
             conv.close()
         if child is not None:
             await child.finish(STOP_GRACE_S if asked else 0.0)
+
+
+class ProcessPool:
+    """``instances: N`` in the SUT profile: N processes of the implementation, each on its own
+    addresses (the run's endpoint set of its index), so that independent test cases run at once.
+
+    A case holds its process from ``open_case`` until the case is over (its late window included,
+    so no reset cuts a late datagram of the case short); the next case takes a free process, and
+    waits (bounded by the caller's open bound) when all are held. Each process is an ordinary
+    :class:`ProcessAdapter`: restarted when it fails, killed with its group at ``stop``.
+    """
+
+    def __init__(self, profile_path: str | Path, max_file_bytes: int = yamlsource.MAX_FILE_BYTES) -> None:
+        self.sut = load_sut_profile(profile_path, max_file_bytes)
+        self.name = self.sut.name
+        self.roles = self.sut.roles
+        self.capabilities = self.sut.capabilities
+        self.options = self.sut.options
+        self.instances = self.sut.instances
+        self.members = [ProcessAdapter(profile_path, sut=self.sut, index=i) for i in range(self.instances)]
+        self._free: asyncio.Queue[ProcessAdapter] | None = None
+        self._last = self.members[0]
+
+    @property
+    def implementation(self) -> dict[str, Any]:
+        """What the first process that got ready said of itself (its ready event)."""
+        return next((m.implementation for m in self.members if m.implementation), {})
+
+    @property
+    def launches(self) -> int:
+        return sum(m.launches for m in self.members)
+
+    async def start(self, env: SutEnvironment) -> None:
+        self._free = asyncio.Queue()
+        await asyncio.gather(*(m.start(env) for m in self.members))
+        for m in self.members:
+            self._free.put_nowait(m)
+
+    async def open_case(self, world: CaseWorld) -> ProcessCase:
+        assert self._free is not None, "start() first"
+        member = await self._free.get()
+        self._last = member
+        free = self._free
+        try:
+            return await member.open_case(world, lambda: free.put_nowait(member))
+        except BaseException:
+            free.put_nowait(member)
+            raise
+
+    async def stop(self) -> None:
+        await asyncio.gather(*(m.stop() for m in self.members), return_exceptions=True)
+
+    def log_text(self) -> str:
+        """The log of the process the last case was opened on (the evidence when opening failed)."""
+        return self._last.log_text()
+
+    def log_entries(self) -> list[tuple[float | None, str]]:
+        return self._last.log_entries()

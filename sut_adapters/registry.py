@@ -15,7 +15,7 @@ from .faulty import coap as faulty_coap
 from .faulty import cue as faulty_cue
 from .faulty import gateway as faulty_gateway
 from .faulty import relay as faulty
-from .process import ProcessAdapter
+from .process import ProcessPool
 from .reference import ReferenceAdapter
 
 # faulty variant name -> (ReferenceAdapter keyword to replace, class, requirement it breaks)
@@ -52,7 +52,8 @@ def make_adapter(spec: str, max_file_bytes: int = MAX_FILE_BYTES) -> SutAdapter:
     ``max_file_bytes`` bounds a SUT profile (the run's profile's ``limits.max_file_bytes``)."""
     if spec.endswith((".yaml", ".yml")):  # a SUT profile: an implementation outside the harness
         try:
-            return ProcessAdapter(spec, max_file_bytes)
+            pool = ProcessPool(spec, max_file_bytes)
+            return pool if pool.instances > 1 else pool.members[0]
         except DefinitionError as exc:
             raise UsageError(f"bad SUT profile {spec}:\n{exc}") from None
     if spec == "reference":

@@ -29,7 +29,7 @@ from msgin5g_conformance.wire.numbers import Code, MessageType, OptionNumber
 from msgin5g_conformance.world.profile import Profile, load_profile
 from sut_adapters.faulty.expected.gateway import GW_SCALE
 from sut_adapters.faulty.expected.relay import RELAY_UNDER_DISCARD
-from sut_adapters.process import ProcessAdapter
+from sut_adapters.registry import make_adapter
 
 from .conftest import ROOT, TESTCASES, profile_with
 
@@ -129,6 +129,7 @@ def run_example(
         "roles": [role],
         "capabilities": ["link-control", "trigger-request", "trigger-bulk", "read-config"],
         "options": ["bulk-configuration"],
+        "instances": 4,  # the cases run at once, as the shipped example profile lets them
     }
     if protocol:
         sut["protocol"] = protocol
@@ -137,8 +138,8 @@ def run_example(
     path.write_text(yaml.safe_dump(sut), encoding="utf-8")
     files = sorted((TESTCASES / role).glob("*.yaml"))
     cases = [load_testcase(f, profile) for f in files if not only or f.stem in only]
-    with Session(profile, ProcessAdapter(path), pcap_dir=tmp_path) as session:
-        return {c.id: session.run_case(c) for c in cases}
+    with Session(profile, make_adapter(str(path)), pcap_dir=tmp_path, concurrency=4) as session:
+        return {r.case_id: r for r in session.run_cases(cases)}
 
 
 @pytest.mark.parametrize("fault", sorted(FAULTS))

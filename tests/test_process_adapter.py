@@ -377,6 +377,9 @@ BAD_PROFILES = [
     ('control: stdio\nendpoints: {sut.pc5: "8.8.8.8:65401"}\n', "endpoints.sut.pc5", "test traffic must not leave"),
     ("control: stdio\ntimeouts: {op_s: 30}\n", "timeouts.op_s", "at most 8 (an upper-tester step is bounded to 10 s)"),
     ("control: none\n", "capabilities", "expected none with control none"),
+    ("control: stdio\ninstances: 17\n", "instances", "a whole number of processes from 1 to 16"),
+    ('control: {tcp: "127.0.0.1:7000"}\ninstances: 2\n', "instances", "expected 1 with control tcp, found 2"),
+    ('control: stdio\nendpoints: {sut.pc5: "127.0.0.1:65401"}\ninstances: 2\n', "instances", "cannot share sut.pc5"),
 ]
 
 

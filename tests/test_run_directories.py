@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -45,6 +46,8 @@ def sha256(path: Path) -> str:
 def two_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Path], list[str]]:
     here = tmp_path_factory.mktemp("two-runs")
     shutil.copytree(ROOT / "examples", here / "examples")
+    single = here / "examples" / "example-sut.yaml"  # one process: the run must stay sequential
+    single.write_text(re.sub(r"(?m)^instances: .*$", "", single.read_text(encoding="utf-8")), encoding="utf-8")
     outputs = []
     for sut in ("reference", "examples/example-sut.yaml"):
         done = run(here, "--sut", sut, "--role", ROLE, "--no-html", "-q")

@@ -24,7 +24,6 @@ from msgin5g_conformance.spec.loader import load_testcases
 from msgin5g_conformance.world.profile import Profile, load_profile
 from sut_adapters.faulty import coap as faulty_coap
 from sut_adapters.faulty.expected import coap as expected
-from sut_adapters.process import ProcessAdapter
 from sut_adapters.registry import CONFORMANT, FAULTY, FAULTY_COAP, make_adapter
 
 from .conftest import ROOT, TESTCASES, profile_with
@@ -214,10 +213,11 @@ def test_the_example_sut_passes_the_coap_suite(fast_profile: Profile, tmp_path: 
             "roles": [role],
             "capabilities": ["link-control", "trigger-request", "trigger-bulk", "read-config"],
             "options": ["bulk-configuration"],
+            "instances": 4,
         }
         path = tmp_path / f"{role}.yaml"
         path.write_text(yaml.safe_dump(sut), encoding="utf-8")
-        with Session(fast_profile, ProcessAdapter(path), pcap_dir=None) as session:
+        with Session(fast_profile, make_adapter(str(path)), pcap_dir=None, concurrency=4) as session:
             results = session.run_cases(coap_cases(role, fast_profile))
         assert {r.case_id: r.reason for r in results if r.verdict is not Verdict.PASS} == {}
         assert {r.case_id.split("[")[0] for r in results} == {c.base_id for c in coap_cases(role, fast_profile)}

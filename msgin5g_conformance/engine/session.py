@@ -45,6 +45,10 @@ CASE_TIME_LIMIT_S = 60.0  # hard bound on one test case's steps, whatever the SU
 MAX_DATAGRAMS = 20_000  # a SUT that floods beyond this is judged on what came before
 START_S = 30.0
 STOP_S = 10.0
+# An SUT running several processes (``instances``) keeps process i's endpoints at host offsets
+# i * INSTANCE_STRIDE + 1..3 of the run's own /24: 16 sets fit.
+INSTANCE_STRIDE = 16
+MAX_INSTANCES = 16
 
 T = TypeVar("T")
 
@@ -74,13 +78,18 @@ class Router:
             del self._sut_endpoints[addr]
 
     def owner(self, src: Address, dst: Address) -> CaseRun | None:
+        """The case of the sender first: what an SUT sends belongs to its case wherever it goes
+        (also into another open case's range, when cases run at once)."""
         for run in self.runs:
             if run.space.contains(src):
                 return run
+        mine = self._sut_endpoints.get(src)
+        if mine is not None:
+            return mine
         for run in self.runs:
             if run.space.contains(dst):
                 return run
-        return self._sut_endpoints.get(src) or self._sut_endpoints.get(dst)
+        return self._sut_endpoints.get(dst)
 
     def record(self, src: Address, dst: Address, data: bytes, when: float) -> int | None:
         run = self.owner(src, dst)
@@ -162,11 +171,12 @@ class Session:
             await self._start_sniffer()
         assert self.block is not None
         run_space = self.block.run_space()
-        env = SutEnvironment(
-            self.profile,
-            self.profile.timers.coap,
-            {n: (run_space.host(nodes.kind(n).host), self.profile.port) for n in nodes.ALL_SUT_ENDPOINTS},  # type: ignore[union-attr]
+        hosts = {n: nodes.kind(n).host for n in nodes.ALL_SUT_ENDPOINTS}  # type: ignore[union-attr]
+        sets = tuple(
+            {n: (run_space.host(i * INSTANCE_STRIDE + h), self.profile.port) for n, h in hosts.items()}
+            for i in range(max(1, min(self.adapter.instances, MAX_INSTANCES)))
         )
+        env = SutEnvironment(self.profile, self.profile.timers.coap, sets[0], sets)
         try:
             await asyncio.wait_for(self.adapter.start(env), START_S)
         except (HarnessError, OSError, TimeoutError) as exc:
