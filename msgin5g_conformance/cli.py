@@ -244,6 +244,8 @@ def cmd_run(a: argparse.Namespace) -> int:
         # conformance run 0.8 s of start-up and does nothing in it
         "-p",
         "no:hypothesispytest",
+        # no assertion rewriting: a conformance run has no Python test module whose asserts need it
+        "--assert=plain",
         "-rfEs",
         "-q" if a.quiet else "-v",
     ]
