@@ -54,7 +54,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_relay.py --runs 5
 	$(BIN)/python benchmarks/bench_hostile_files.py
 	$(BIN)/python benchmarks/bench_startup.py --runs 5
-	$(BIN)/python benchmarks/bench_suite.py --runs 3
+	$(BIN)/python benchmarks/bench_suite.py --runs 3 --make-test
 	$(BIN)/python benchmarks/bench_scale.py
 	$(BIN)/python benchmarks/bench_load.py
 	$(BIN)/python benchmarks/bench_analyze.py

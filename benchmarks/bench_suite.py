@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -91,8 +92,16 @@ def main() -> int:
                 "-p",
                 "no:cacheprovider",
             ]
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
             wall, test, _out = timed(unit, ROOT)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
             print(figure("make test (the unit suite, 4 workers)", [test or wall], 90))
+            cores = os.cpu_count() or 1
+            print(
+                f"make test CPU time (every worker and child, user + sys): {cpu:.0f} s; "
+                f"on {cores} cores no schedule can take less than {cpu / cores:.0f} s"
+            )
     print(f"load average after: {load()}")
     return 0
 
