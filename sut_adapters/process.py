@@ -1165,6 +1165,11 @@ class ProcessPool:
         return sum(m.launches for m in self.members)
 
     async def start(self, env: SutEnvironment) -> None:
+        # as many processes as the run has address sets for (a sweep or a load run, which open
+        # the SUT once, give one: the pool is then one process)
+        usable = max(1, min(len(env.instance_endpoints), len(self.members)))
+        self.members = self.members[:usable]
+        self.instances = usable
         self._free = asyncio.Queue()
         await asyncio.gather(*(m.start(env) for m in self.members))
         for m in self.members:
