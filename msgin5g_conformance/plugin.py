@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from msgin5g_conformance import __version__
-from msgin5g_conformance.engine.session import Session
+from msgin5g_conformance.engine.session import Session, longest_first
 from msgin5g_conformance.engine.verdict import CaseResult, Verdict
 from msgin5g_conformance.errors import DefinitionError, HarnessError, UsageError
 from msgin5g_conformance.report import rundir
@@ -315,7 +315,9 @@ def _session(config: pytest.Config) -> Session:
     return session
 
 
-LOOKAHEAD = 64  # cases queued ahead of the one pytest is running, so late windows overlap
+# cases queued ahead of the one pytest is running, so that late windows overlap and the longest
+# planned cases start first (a whole shipped suite fits; the results wait, capped, for pytest)
+LOOKAHEAD = 1000
 
 
 def _future(item: CaseItem) -> concurrent.futures.Future[CaseResult]:
@@ -335,9 +337,11 @@ def _future(item: CaseItem) -> concurrent.futures.Future[CaseResult]:
         with contextlib.suppress(ValueError):
             i = items.index(item)
             ahead += [x for x in items[i + 1 : i + 1 + LOOKAHEAD] if isinstance(x, CaseItem)]
-    for x in ahead:
-        if x.nodeid not in futures:
-            futures[x.nodeid] = session.submit(x.case)
+    fresh = [x for x in ahead if x.nodeid not in futures]
+    if session.concurrency > 1:  # cases at once: the longest planned start first
+        fresh = [fresh[i] for i in longest_first([x.case for x in fresh], session.profile)]
+    for x in fresh:
+        futures[x.nodeid] = session.submit(x.case)
     return futures.pop(item.nodeid)
 
 

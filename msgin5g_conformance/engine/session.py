@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 from msgin5g_conformance.engine.case import CaseRun, run_active
 from msgin5g_conformance.engine.verdict import CaseResult, StepResult, Verdict
 from msgin5g_conformance.errors import HarnessError, NotApplicable
-from msgin5g_conformance.spec.model import TestCase
+from msgin5g_conformance.spec.model import ExpectNothingStep, ExpectStep, TestCase, UpperStep, WaitStep
 from msgin5g_conformance.spec.requirements import OPTIONS
 from msgin5g_conformance.wire.capture.record import Address
 from msgin5g_conformance.world import nodes
@@ -265,9 +265,15 @@ class Session:
         return self.submit(case).result(self.result_timeout())
 
     def run_cases(self, cases: Iterable[TestCase]) -> list[CaseResult]:
-        """Run cases in order, pipelined; their results in the same order."""
-        futures = [self.submit(c) for c in cases]
-        return [f.result(self.result_timeout() * (i + 1)) for i, f in enumerate(futures)]
+        """Run cases pipelined; their results in the order given. With cases at once the longest
+        planned ones start first (:func:`longest_first`), so that they do not end the run alone."""
+        given = list(cases)
+        order = longest_first(given, self.profile) if self.concurrency > 1 else list(range(len(given)))
+        futures: dict[int, concurrent.futures.Future[CaseResult]] = {}
+        for i in order:
+            futures[i] = self.submit(given[i])
+        rank = {i: r for r, i in enumerate(order)}
+        return [futures[i].result(self.result_timeout() * (rank[i] + 1)) for i in range(len(given))]
 
     def late_window_s(self) -> float:
         return self.profile.timers.late_window_ms / 1000
@@ -402,6 +408,35 @@ class Session:
 
     def error_result(self, case: TestCase, reason: str, started: float) -> CaseResult:
         return self.result_for(case, Verdict.ERROR, reason, [], None, set(), started)
+
+
+def planned_ms(case: TestCase, profile: Profile) -> int:
+    """How long a case's steps take by their own declaration when the SUT answers at once: its
+    waits, its expectations' explicit timeouts (a gateway's max-wait timer is waited out), its
+    absence windows and settle times. An estimate, for the order of cases only."""
+    total = 0
+    steps: list[Any] = list(case.steps)
+    while steps:
+        step = steps.pop()
+        if isinstance(step, WaitStep):
+            total += step.ms
+        elif isinstance(step, ExpectStep) and step.timeout_ms is not None:
+            value: Any = step.timeout_ms
+            if isinstance(value, str) and value.startswith("${profile.") and value.endswith("}"):
+                with contextlib.suppress(KeyError):
+                    value = profile.value(value[len("${profile.") : -1])
+            total += value if isinstance(value, int) else 0
+        elif isinstance(step, ExpectNothingStep):
+            total += step.window_ms or profile.timers.absence_window_ms
+            steps.extend(step.control)  # its positive control is waited for too
+        elif isinstance(step, UpperStep):
+            total += step.settle_ms
+    return total
+
+
+def longest_first(cases: list[TestCase], profile: Profile) -> list[int]:
+    """Indices of ``cases``, the longest planned first (ties in the given order)."""
+    return sorted(range(len(cases)), key=lambda i: -planned_ms(cases[i], profile))
 
 
 def _settle(fut: concurrent.futures.Future[CaseResult], result: CaseResult) -> None:
