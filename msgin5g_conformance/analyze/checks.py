@@ -1,4 +1,6 @@
-"""The relay rules of the live suite, judged passively on one capture's datagrams.
+"""The rules of the live suite, judged passively on one capture's datagrams: the relay's here,
+the Gateway UE's in :mod:`.gateway`, the Constrained UE's in :mod:`.cue`; :func:`analyse` runs the
+analysis of each topology's role.
 
 One pass over the frames; the state held is the open exchanges only (a request waiting for its
 uplink copy, a response waiting for its downlink copy or proving its discard), so memory is bounded
@@ -26,10 +28,13 @@ FORMAT = ("REQ-COAP-MSG-4",)
 
 # The requirements the offline checks judge, by role of the SUT (the self-test compares these with
 # the live verdicts); a requirement missing here needs the upper tester or the harness's own stimulus.
+# (gateway.JUDGED and cue.JUDGED say the same of their modules; tests check the two agree.)
 JUDGEABLE: dict[str, frozenset[str]] = {
     "relay": frozenset({*UL, *DL, *DISCARD, *DISCARD_OTHER, *FORMAT}),
-    "gateway": frozenset(),
-    "constrained-ue": frozenset(),
+    "gateway": frozenset({"REQ-GW-BULK-1", "REQ-GW-BULK-2", "REQ-GW-BULK-3", "REQ-GW-CFG-1", *FORMAT}),
+    # REQ-CUE-RSP-2 is judged in part (the acknowledgement CUE-RSP-004 checks), the rest by the
+    # upper tester: not listed, so a self-test does not expect the offline verdict to decide it.
+    "constrained-ue": frozenset({"REQ-CUE-REQ-1", *FORMAT}),
 }
 
 
@@ -339,7 +344,15 @@ def analyse(
     frames: Iterable[Frame | Problem], topologies: list[Topology], profile: Profile
 ) -> tuple[list[Judgement], int, int]:
     """Judge one capture; returns (judgements, frames judged, CoAP-looking frames of the role map)."""
-    analyses = [RelayAnalysis(t, profile) for t in topologies if t.role == "relay"]
+    from msgin5g_conformance.analyze.cue import CueAnalysis  # they import this module's names
+    from msgin5g_conformance.analyze.gateway import GatewayAnalysis
+
+    kinds: dict[str, type[RelayAnalysis | GatewayAnalysis | CueAnalysis]] = {
+        "relay": RelayAnalysis,
+        "gateway": GatewayAnalysis,
+        "constrained-ue": CueAnalysis,
+    }
+    analyses = [kinds[t.role](t, profile) for t in topologies]
     out: list[Judgement] = []
     matched = 0
     for item in frames:
