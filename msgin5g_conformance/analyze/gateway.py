@@ -134,6 +134,7 @@ class GatewayAnalysis:
         self.wait_s = profile.timers.response_ms / 1000
         self.max_wait_s = profile.max_wait_ms / 1000
         self.pending: dict[str, _Request] = {}  # UE id -> its cached request, in arrival order
+        self.due = float("inf")  # no cached request's wait ends before this (a lower bound)
         self.batch: tuple[float, Frame] | None = None  # min_batch reached: (deadline, the frame)
         self.exchanges: list[_Exchange] = []
         self.answered: dict[Address, int] = {}  # UE endpoint -> the frame that answered it
@@ -185,8 +186,6 @@ class GatewayAnalysis:
             if key in self.seen_mids:
                 return
             self.seen_mids.add(key)
-        if msg.code == 0:
-            return  # empty ACKs, Resets and pings carry no exchange of these rules
         if from_sut and f.src[0] == self.uu[0]:
             yield from self._from_uu(f, msg)
         elif from_sut:
@@ -271,11 +270,12 @@ class GatewayAnalysis:
         self.answered.pop(f.src, None)  # a new request: one more answer is due
         self.pending.pop(request.ue_id, None)  # a repeat replaces the cached one (its token is awaited)
         self.pending[request.ue_id] = request
-        live = [r for r in self.pending.values() if not r.expired]
-        if self.batch is None and len(live) >= self.p.min_batch:
+        self.due = min(self.due, request.deadline)
+        if self.batch is None and len(self.pending) >= self.p.min_batch:
+            live = [r for r in self.pending.values() if not r.expired]
             deadline = f.when + self.wait_s
-            if deadline < live[0].frame.when + self.max_wait_s:  # else the timer's bound is the one
-                self.batch = (deadline, f)
+            if len(live) >= self.p.min_batch and deadline < live[0].frame.when + self.max_wait_s:
+                self.batch = (deadline, f)  # (else the max_wait timer's bound is the earlier one)
 
     def _ids(self, params: dict[str, list[str]]) -> list[str]:
         found = params.get(self.p.query_ue_ids, [])
@@ -310,10 +310,11 @@ class GatewayAnalysis:
                     return
         params = _query(msg)
         ids = self._ids(params)
-        named = [i for i in ids if i in self.pending]
-        if not ids and path == self.p.bulk_path and self.pending:
-            named = ids  # a bulk GET that names nobody, with requests cached: judged as one
-        elif not named:
+        # A GET naming a cached UE is a bulk GET (judged as one whatever its path: a single relay
+        # fails it as the live cases fail it); so is one on the bulk path naming nobody while
+        # requests are cached. Any other GET is the gateway's own (REQ-GW-CFG-1).
+        bulk = any(i in self.pending for i in ids) or (not ids and path == self.p.bulk_path and bool(self.pending))
+        if not bulk:
             if ids and all(self.t.client_by_id(i) is not None for i in ids):
                 since = f.when - (self.first_when if self.first_when is not None else f.when)
                 if since < self.max_wait_s + GRACE_S:
@@ -685,10 +686,13 @@ class GatewayAnalysis:
     # -- time ---------------------------------------------------------------------------------
 
     def _expire(self, now: float) -> Iterator[Judgement]:
-        due = [r for r in self.pending.values() if not r.expired and r.deadline < now]
-        if due:
+        due: list[_Request] = []
+        if self.due < now:  # only then is a pass over the cached requests worth it
+            due = [r for r in self.pending.values() if not r.expired and r.deadline < now]
             for r in due:
                 r.expired = True
+            self.due = min((r.deadline for r in self.pending.values() if not r.expired), default=float("inf"))
+        if due:
             yield self._j(
                 "cached request(s) in a bulk GET",
                 Verdict.FAIL,
