@@ -557,3 +557,14 @@ def test_a_con_response_for_another_client_is_acknowledged(tmp_path: Path) -> No
 def test_a_malformed_datagram_from_the_ue_fails_msg_4(tmp_path: Path) -> None:
     got = judge_trace(tmp_path, [(0.0, CUE_SUT, RELAY, b"\x40\x01"), (0.1, RELAY, CUE_SUT, b"\x40")], CUE_ROLES)
     assert verdicts(got) == [("fail", ("REQ-COAP-MSG-4",))]
+
+
+def test_a_constrained_ue_and_the_gateway_it_talks_to_are_judged_in_one_capture(tmp_path: Path) -> None:
+    both = GATEWAY_ROLES + (
+        f"  - constrained_ue: {{address: 127.0.2.11, port: 65401, ue_id: {ID.format('cue1')}, "
+        f"peer: {{address: 127.0.2.1, port: 65401}}}}\n"
+        f"    scms: {{address: 127.0.2.5, port: 65401, recipient: {SCMS_ID}}}\n"
+    )
+    trace = [*good_exchange()[:6], (2.0, ue(3), ue(3), b"end")]
+    got = judge_trace(tmp_path, trace, both)
+    assert sorted(verdicts(got)) == sorted([("pass", BULK1), ("pass", BULK2), ("pass", BULK2), ("pass", REQ1)])

@@ -370,11 +370,12 @@ def analyse(
             continue
         for a in analyses:
             out.extend(a.tick(item.when))
-        for a in analyses:
-            if a.mine(item):
-                matched += 1
-                out.extend(a.feed(item))
-                break
+        # A frame can matter to two topologies (a Constrained UE under test talking to a Gateway UE
+        # under test): each that claims it judges it; it is counted once.
+        mine = [a for a in analyses if a.mine(item)]
+        matched += bool(mine)
+        for a in mine:
+            out.extend(a.feed(item))
     for a in analyses:
         out.extend(a.finish())
     return out, sum(a.frames for a in analyses), matched
