@@ -405,6 +405,9 @@ def test_a_response_twice_to_nobody_or_never_fails_bulk_2(tmp_path: Path) -> Non
     lost = [*trace[:5], (2.6, ue(1), ue(1), b"later")]
     got = judge_trace(tmp_path, lost)
     assert verdicts(got)[-1] == ("fail", BULK2) and "no response within 1000 ms" in got[-1].reason
+    early = [trace[0], (0.5, PC5, ue(1), answer_to(1, 10)), (0.6, ue(3), ue(3), b"x")]  # no bulk GET asked for it
+    (before,) = judge_trace(tmp_path, early)
+    assert before.verdict is Verdict.INCONCLUSIVE and "before any bulk GET" in before.reason
     (cut,) = [j for j in judge_trace(tmp_path, trace[:5]) if j.verdict is not Verdict.PASS]
     assert cut.verdict is Verdict.INCONCLUSIVE and "before the 1000 ms wait" in cut.reason
 

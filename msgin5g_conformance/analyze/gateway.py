@@ -30,6 +30,7 @@ State is bounded by the open requests and exchanges (and one entry per UE endpoi
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -352,7 +353,7 @@ class GatewayAnalysis:
             problems.append(f"Uri-Path /{'/'.join(path)}, not the bulk resource /{'/'.join(p.bulk_path)}")
         if p.list_encoding == "csv" and len(params.get(p.query_ue_ids, [])) > 1:
             problems.append(f"{len(params[p.query_ue_ids])} {p.query_ue_ids} values, not one comma-separated value")
-        twice = sorted({i for i in ids if ids.count(i) > 1})
+        twice = sorted(i for i, n in Counter(ids).items() if n > 1)
         if twice:
             problems.append(f"{p.query_ue_ids} lists {', '.join(twice)} more than once")
         unknown = [i for i in dict.fromkeys(ids) if i not in self.pending]
@@ -554,9 +555,22 @@ class GatewayAnalysis:
         if x is None:
             if (f.dst, msg.token) in self.other:
                 return  # the answer to a request that is not the cached GET: not these rules'
-            if msg.token in {r.token for r in self.pending.values() if r.endpoint == f.dst}:
-                why = "its request is still cached: no bulk GET asked the SCM-S for it"
-            elif f.dst in self.answered:
+            cached = next((r for r in self.pending.values() if r.endpoint == f.dst and r.token == msg.token), None)
+            if cached is not None:
+                # Answered before any bulk GET asked for it (from a cache of an earlier answer, say):
+                # the trace holds no answer to judge it against, and it waits no more.
+                del self.pending[cached.ue_id]
+                self.answered[f.dst] = f.number
+                yield self._j(
+                    f"{code_name(msg.code)} to {cached.ue_id}",
+                    Verdict.INCONCLUSIVE,
+                    "sent before any bulk GET asked the SCM-S for it: the trace holds no answer to judge it against",
+                    BULK2,
+                    [cached.frame.number, f.number],
+                    f.when,
+                )
+                return
+            if f.dst in self.answered:
                 why = f"it was answered already (frame {self.answered[f.dst]})"
             else:
                 client = self.t.client_at(f.dst)
