@@ -187,14 +187,24 @@ class GatewayAnalysis:
             if key in self.seen_mids:
                 return
             self.seen_mids.add(key)
-        if from_sut and f.src[0] == self.uu[0]:
-            yield from self._from_uu(f, msg)
-        elif from_sut:
-            yield from self._from_pc5(f, msg)
-        elif f.dst[0] == self.pc5[0]:
-            self._to_pc5(f, msg)
-        elif f.dst[0] == self.uu[0] and f.src[0] == self.t.scms[0]:
+        if from_sut:
+            if self._side(f.src) == "uu":
+                yield from self._from_uu(f, msg)
+            else:
+                yield from self._from_pc5(f, msg)
+        elif f.src[0] == self.t.scms[0] and self._side(f.dst) == "uu":
             yield from self._answer(f, msg)
+        elif self._side(f.dst) == "pc5":
+            self._to_pc5(f, msg)
+
+    def _side(self, a: Address) -> str:
+        """Which side of the gateway an address of its hosts is: the endpoint, else the host (a
+        side sent from another port is still that side; two sides on one host tell by the port)."""
+        if a == self.uu:
+            return "uu"
+        if a == self.pc5 or a[0] != self.uu[0]:
+            return "pc5"
+        return "uu" if a[0] != self.pc5[0] else "pc5"
 
     def finish(self) -> Iterator[Judgement]:
         """The end of the trace: what it cut short is inconclusive, with how long it went on."""
