@@ -43,7 +43,7 @@ SUT_ID = "ue-under-test.msgin5g.example"
 # -- real captures: the live cases against the reference SUT and faulty variants ---------------
 
 # Short timers keep the live runs quick; the offline analysis reads the same profile.
-TIMERS = {"timers.response_ms": 400, "bulk_policy.max_wait_ms": 600}
+TIMERS = {"timers.response_ms": 600, "bulk_policy.max_wait_ms": 600}
 GATEWAY_RUNS = {
     "reference": ["GW-BULK-001", "GW-BULK-003", "GW-BULK-005", "GW-ERR-001", "GW-SPLIT-002", "GW-CFG-001"],
     "faulty:gw-lists-one-twice": ["GW-BULK-003"],
@@ -400,6 +400,8 @@ def test_a_response_twice_to_nobody_or_never_fails_bulk_2(tmp_path: Path) -> Non
     got = judge_trace(tmp_path, twice)
     assert verdicts(got)[3:] == [("fail", BULK2), ("fail", BULK2)]
     assert "answered already" in got[3].reason and "cue7 has no request waiting" in got[4].reason
+    repeated = [*trace[:3], (1.505, UU, SCMS, bulk_get([1, 2], mid=101, token=b"\xb1")), *trace[3:]]  # unanswered
+    assert verdicts(judge_trace(tmp_path, repeated)) == [("pass", BULK1), ("pass", BULK2), ("pass", BULK2)]
     retransmitted = [*trace[:5], (1.515, PC5, ue(1), answer_to(1, 10)), *trace[5:]]  # same Message ID
     assert verdicts(judge_trace(tmp_path, retransmitted)) == verdicts(judge_trace(tmp_path, trace))
     lost = [*trace[:5], (2.6, ue(1), ue(1), b"later")]

@@ -311,14 +311,18 @@ class GatewayAnalysis:
             return
         block = _block2(msg)
         path, query = _path(msg), msg.option_values(OptionNumber.URI_QUERY)
-        if block is not None and block[0] > 0:
-            texts = [q.decode("utf-8", "replace") for q in query]
-            for x in self.exchanges:
-                if x.path == path and x.query == texts:  # the next block of a transfer
-                    if x.state == "fetching":
-                        x.tokens.add(msg.token)
-                        x.deadline = float("inf")  # now the SCM-S's turn
-                    return
+        texts = [q.decode("utf-8", "replace") for q in query]
+        for x in self.exchanges:
+            if x.path != path or x.query != texts:
+                continue
+            if block is not None and block[0] > 0:  # the next block of a transfer
+                if x.state == "fetching":
+                    x.tokens.add(msg.token)
+                    x.deadline = float("inf")  # now the SCM-S's turn
+                return
+            if x.state == "asked":  # the same GET again, its first still unanswered: a repeat
+                x.tokens.add(msg.token)
+                return
         params = _query(msg)
         ids = self._ids(params)
         # A GET naming a cached UE is a bulk GET (judged as one whatever its path: a single relay
