@@ -531,6 +531,8 @@ def test_no_second_request_after_its_2_05(tmp_path: Path) -> None:
     got = judge_trace(tmp_path, again, CUE_ROLES)
     assert verdicts(got) == [("pass", REQ1), ("fail", REQ1)]  # the retransmission is judged once
     assert "after the 2.05 of frame 2" in got[1].reason
+    reused = [*first, (0.5, CUE_SUT, RELAY, cue_get(1)), (300.0, CUE_SUT, RELAY, cue_get(1))]  # after 247 s: new
+    assert verdicts(judge_trace(tmp_path, reused, CUE_ROLES)) == [("pass", REQ1), ("pass", REQ1)]
     stale = list(again)
     stale[1] = (0.01, RELAY, CUE_SUT, to_cue(9, extra=[(int(OptionNumber.MAX_AGE), encode_uint(0))]))
     assert verdicts(judge_trace(tmp_path, stale, CUE_ROLES)) == [("pass", REQ1), ("pass", REQ1)]

@@ -67,6 +67,30 @@ class _Open:
     seen: list[int] = field(default_factory=list)
 
 
+EXCHANGE_LIFETIME_S = 247.0  # RFC 7252 4.8.2 with the default transmission parameters
+
+
+class RecentMids:
+    """Message IDs seen per sender, each for EXCHANGE_LIFETIME: within it the same ID again is a
+    retransmission (RFC 7252 4.5), after it the ID may be reused for a new message. Bounded by the
+    messages of one exchange lifetime."""
+
+    def __init__(self) -> None:
+        self.seen: dict[tuple[tuple[str, int], int], float] = {}
+        self.prune_at = 4096
+
+    def repeated(self, key: tuple[tuple[str, int], int], when: float) -> bool:
+        """Whether ``key`` (sender, Message ID) was seen within the lifetime; records it if not."""
+        first = self.seen.get(key)
+        if first is not None and when - first < EXCHANGE_LIFETIME_S:
+            return True
+        self.seen[key] = when
+        if len(self.seen) >= self.prune_at:
+            self.seen = {k: t for k, t in self.seen.items() if when - t < EXCHANGE_LIFETIME_S}
+            self.prune_at = max(4096, 2 * len(self.seen))
+        return False
+
+
 def _recipient(msg: codec.CoapMessage, profile: Profile) -> str | None:
     values = msg.option_values(profile.recipient_option)
     if not values:

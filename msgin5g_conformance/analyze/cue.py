@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from msgin5g_conformance.analyze.capture import Frame
-from msgin5g_conformance.analyze.checks import FORMAT, Judgement, _recipient
+from msgin5g_conformance.analyze.checks import FORMAT, Judgement, RecentMids, _recipient
 from msgin5g_conformance.analyze.roles import Address, Topology
 from msgin5g_conformance.engine.verdict import Verdict
 from msgin5g_conformance.schemacheck import file_validator
@@ -74,7 +74,7 @@ class CueAnalysis:
         self.tokens: list[bytes] = []  # its recent configuration GETs' tokens
         self.answered: _Answered | None = None
         self.acks: list[_AckWait] = []
-        self.seen_mids: set[tuple[Address, int]] = set()
+        self.mids = RecentMids()
         self.last_when = 0.0
         self.frames = 0
 
@@ -116,11 +116,8 @@ class CueAnalysis:
                 "truncated frame", Verdict.INCONCLUSIVE, "the capture cut this frame short", (), [f.number], f.when
             )
             return
-        if msg.mtype in (MessageType.CON, MessageType.NON):
-            key = (f.src, msg.mid)
-            if key in self.seen_mids:
-                return  # a retransmission: judged once
-            self.seen_mids.add(key)
+        if msg.mtype in (MessageType.CON, MessageType.NON) and self.mids.repeated((f.src, msg.mid), f.when):
+            return  # a retransmission: judged once
         if from_sut:
             if msg.mtype in (MessageType.ACK, MessageType.RST):
                 yield from self._acked(f, msg)

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from msgin5g_conformance.analyze.capture import Frame
-from msgin5g_conformance.analyze.checks import FORMAT, Judgement, _recipient
+from msgin5g_conformance.analyze.checks import FORMAT, Judgement, RecentMids, _recipient
 from msgin5g_conformance.analyze.roles import Address, Topology
 from msgin5g_conformance.engine.verdict import Verdict
 from msgin5g_conformance.spec.templates import Bindings, json_same, judge_other_options, load_json
@@ -141,7 +141,7 @@ class GatewayAnalysis:
         self.answered: dict[Address, int] = {}  # UE endpoint -> the frame that answered it
         self.other: dict[tuple[Address, bytes], int] = {}  # requests not cached: their answers are not judged
         self.own: set[bytes] = set()  # tokens of the gateway's own configuration GETs
-        self.seen_mids: set[tuple[Address, int]] = set()
+        self.mids = RecentMids()
         self.first_when: float | None = None
         self.last_when = 0.0
         self.frames = 0
@@ -184,9 +184,8 @@ class GatewayAnalysis:
         if msg.mtype in (MessageType.CON, MessageType.NON) or from_sut:
             # a retransmission (or, for an ACK, the same ACK again for a retransmitted CON): judged once
             key = (f.src, msg.mid) if msg.mtype != MessageType.ACK else (f.dst, -1 - msg.mid)
-            if key in self.seen_mids:
+            if self.mids.repeated(key, f.when):
                 return
-            self.seen_mids.add(key)
         if from_sut:
             if self._side(f.src) == "uu":
                 yield from self._from_uu(f, msg)
