@@ -1,4 +1,6 @@
-"""The relay rules of the live suite, judged passively on one capture's datagrams.
+"""The rules of the live suite, judged passively on one capture's datagrams: the relay's here,
+the Gateway UE's in :mod:`.gateway`, the Constrained UE's in :mod:`.cue`; :func:`analyse` runs the
+analysis of each topology's role.
 
 One pass over the frames; the state held is the open exchanges only (a request waiting for its
 uplink copy, a response waiting for its downlink copy or proving its discard), so memory is bounded
@@ -26,10 +28,13 @@ FORMAT = ("REQ-COAP-MSG-4",)
 
 # The requirements the offline checks judge, by role of the SUT (the self-test compares these with
 # the live verdicts); a requirement missing here needs the upper tester or the harness's own stimulus.
+# (gateway.JUDGED and cue.JUDGED say the same of their modules; tests check the two agree.)
 JUDGEABLE: dict[str, frozenset[str]] = {
     "relay": frozenset({*UL, *DL, *DISCARD, *DISCARD_OTHER, *FORMAT}),
-    "gateway": frozenset(),
-    "constrained-ue": frozenset(),
+    "gateway": frozenset({"REQ-GW-BULK-1", "REQ-GW-BULK-2", "REQ-GW-BULK-3", "REQ-GW-CFG-1", *FORMAT}),
+    # REQ-CUE-RSP-2 is judged in part (the acknowledgement CUE-RSP-004 checks), the rest by the
+    # upper tester: not listed, so a self-test does not expect the offline verdict to decide it.
+    "constrained-ue": frozenset({"REQ-CUE-REQ-1", *FORMAT}),
 }
 
 
@@ -60,6 +65,30 @@ class _Open:
     requirements: tuple[str, ...] = ()
     why: str = ""
     seen: list[int] = field(default_factory=list)
+
+
+EXCHANGE_LIFETIME_S = 247.0  # RFC 7252 4.8.2 with the default transmission parameters
+
+
+class RecentMids:
+    """Message IDs seen per sender, each for EXCHANGE_LIFETIME: within it the same ID again is a
+    retransmission (RFC 7252 4.5), after it the ID may be reused for a new message. Bounded by the
+    messages of one exchange lifetime."""
+
+    def __init__(self) -> None:
+        self.seen: dict[tuple[tuple[str, int], int], float] = {}
+        self.prune_at = 4096
+
+    def repeated(self, key: tuple[tuple[str, int], int], when: float) -> bool:
+        """Whether ``key`` (sender, Message ID) was seen within the lifetime; records it if not."""
+        first = self.seen.get(key)
+        if first is not None and when - first < EXCHANGE_LIFETIME_S:
+            return True
+        self.seen[key] = when
+        if len(self.seen) >= self.prune_at:
+            self.seen = {k: t for k, t in self.seen.items() if when - t < EXCHANGE_LIFETIME_S}
+            self.prune_at = max(4096, 2 * len(self.seen))
+        return False
 
 
 def _recipient(msg: codec.CoapMessage, profile: Profile) -> str | None:
@@ -339,7 +368,15 @@ def analyse(
     frames: Iterable[Frame | Problem], topologies: list[Topology], profile: Profile
 ) -> tuple[list[Judgement], int, int]:
     """Judge one capture; returns (judgements, frames judged, CoAP-looking frames of the role map)."""
-    analyses = [RelayAnalysis(t, profile) for t in topologies if t.role == "relay"]
+    from msgin5g_conformance.analyze.cue import CueAnalysis  # they import this module's names
+    from msgin5g_conformance.analyze.gateway import GatewayAnalysis
+
+    kinds: dict[str, type[RelayAnalysis | GatewayAnalysis | CueAnalysis]] = {
+        "relay": RelayAnalysis,
+        "gateway": GatewayAnalysis,
+        "constrained-ue": CueAnalysis,
+    }
+    analyses = [kinds[t.role](t, profile) for t in topologies]
     out: list[Judgement] = []
     matched = 0
     for item in frames:
@@ -357,11 +394,12 @@ def analyse(
             continue
         for a in analyses:
             out.extend(a.tick(item.when))
-        for a in analyses:
-            if a.mine(item):
-                matched += 1
-                out.extend(a.feed(item))
-                break
+        # A frame can matter to two topologies (a Constrained UE under test talking to a Gateway UE
+        # under test): each that claims it judges it; it is counted once.
+        mine = [a for a in analyses if a.mine(item)]
+        matched += bool(mine)
+        for a in mine:
+            out.extend(a.feed(item))
     for a in analyses:
         out.extend(a.finish())
     return out, sum(a.frames for a in analyses), matched
