@@ -8,14 +8,16 @@ trace cannot decide is inconclusive with the reason.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import heapq
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from msgin5g_conformance.analyze.capture import Frame, Problem
 from msgin5g_conformance.analyze.roles import Topology
 from msgin5g_conformance.engine.verdict import Verdict
 from msgin5g_conformance.wire import codec
-from msgin5g_conformance.wire.numbers import Code, MessageType, code_name
+from msgin5g_conformance.wire.numbers import Code, MessageType, OptionNumber, code_name
 from msgin5g_conformance.world.profile import Profile
 
 UL = ("REQ-RELAY-UL-1", "REQ-RELAY-TERM-1")
@@ -60,6 +62,8 @@ class _Open:
     requirements: tuple[str, ...] = ()
     why: str = ""
     seen: list[int] = field(default_factory=list)
+    seq: int = 0  # the order it opened in (set by RelayAnalysis._add)
+    keys: tuple[tuple[object, ...], ...] = ()  # where RelayAnalysis._index files it
 
 
 def _recipient(msg: codec.CoapMessage, profile: Profile) -> str | None:
@@ -77,6 +81,20 @@ def _fields(msg: codec.CoapMessage, profile: Profile) -> tuple[object, ...]:
     return (msg.code, msg.uri_path(), msg.uri_query(), _recipient(msg, profile), msg.content_format(), msg.payload)
 
 
+# RFC 7252 4.8.2 MAX_TRANSMIT_SPAN with the defaults (ACK_TIMEOUT 2 s, ACK_RANDOM_FACTOR 1.5):
+# a sender's copies of one message come within this of its first; NON repeats too (4.3)
+ACK_TIMEOUT_S = 2.0
+ACK_RANDOM_FACTOR = 1.5
+
+
+def _lookup(kind: str, msg: codec.CoapMessage, *extra: object) -> tuple[object, ...]:
+    """The index key a relay's copy is looked up by (raw option bytes: no decoding can fail)."""
+    if kind == "up":
+        paths = tuple(msg.option_values(OptionNumber.URI_PATH))
+        return ("up", msg.code, paths, tuple(msg.option_values(OptionNumber.URI_QUERY)))
+    return (kind, msg.code, *extra)
+
+
 def _differences(want: codec.CoapMessage, got: codec.CoapMessage, profile: Profile) -> list[str]:
     names = ("code", "Uri-Path", "Uri-Query", "recipient option", "Content-Format", "payload")
     return [n for n, a, b in zip(names, _fields(want, profile), _fields(got, profile), strict=True) if a != b]
@@ -90,10 +108,67 @@ class RelayAnalysis:
         self.p = profile
         self.wait_s = profile.timers.response_ms / 1000
         self.late_s = profile.timers.late_window_ms / 1000
-        self.open: list[_Open] = []
+        # the open exchanges in the order they opened, filed by the key the relay's copy is
+        # looked up by, and the waits by deadline: a frame costs a few look-ups, not a scan
+        self.open: dict[int, _Open] = {}
+        self._index: dict[tuple[object, ...], dict[int, _Open]] = {}
+        self._deadlines: list[tuple[float, int]] = []
+        self._next = 0
         self.last_when = 0.0
         self.frames = 0
-        self.seen_mids: set[tuple[tuple[str, int], int]] = set()
+        # datagrams a sender may still repeat (RFC 7252 4.2, 4.3): hash of (sender, receiver, MID,
+        # bytes) -> when first seen, oldest first; older than MAX_TRANSMIT_SPAN is forgotten, so a
+        # MID the sender uses again later is a new message, and memory stays bounded
+        self.span_s = ACK_TIMEOUT_S * (2**profile.timers.sut_max_retransmit - 1) * ACK_RANDOM_FACTOR
+        self.seen: OrderedDict[int, float] = OrderedDict()
+
+    def _add(self, o: _Open) -> None:
+        self._next += 1
+        o.seq = self._next
+        self.open[o.seq] = o
+        if o.kind == "uplink":
+            o.keys = (_lookup("up", o.msg),)
+        elif o.kind == "downlink":
+            o.keys = (_lookup("to", o.msg, o.to), _lookup("rcpt", o.msg, o.recipient))
+        else:
+            o.keys = (_lookup("discard", o.msg, o.msg.payload),)
+        for k in o.keys:
+            self._index.setdefault(k, {})[o.seq] = o
+        if o.kind != "discard":
+            heapq.heappush(self._deadlines, (o.deadline, o.seq))
+
+    def _drop(self, o: _Open) -> None:
+        del self.open[o.seq]
+        for k in o.keys:
+            bucket = self._index[k]
+            del bucket[o.seq]
+            if not bucket:
+                del self._index[k]
+
+    def _candidates(self, f: Frame, msg: codec.CoapMessage) -> list[_Open]:
+        """The open exchanges a datagram from the relay may be the copy of, oldest first."""
+        keys = []
+        if f.src == self.t.uu:
+            keys.append(_lookup("up", msg))
+        if f.src == self.t.pc5:
+            keys += [_lookup("to", msg, f.dst), _lookup("rcpt", msg, _recipient(msg, self.p) or "")]
+            keys.append(_lookup("discard", msg, msg.payload))
+        found = {o.seq: o for k in keys for o in self._index.get(k, {}).values()}
+        return [found[n] for n in sorted(found)]
+
+    def _repeated(self, f: Frame, msg: codec.CoapMessage) -> bool:
+        """Whether a CON/NON is a copy of one its sender sent within MAX_TRANSMIT_SPAN."""
+        seen = self.seen
+        while seen:
+            first = next(iter(seen))
+            if seen[first] >= f.when - self.span_s:
+                break
+            del seen[first]
+        key = hash((f.src, f.dst, msg.mid, f.payload))  # 64 bits: a collision is negligible
+        if key in seen:
+            return True
+        seen[key] = f.when
+        return False
 
     def mine(self, f: Frame) -> bool:
         ends = self.t.sut_endpoints()
@@ -132,11 +207,8 @@ class RelayAnalysis:
                 topology=self.t.name,
             )
             return
-        key = (f.src, msg.mid)
-        if msg.mtype in (MessageType.CON, MessageType.NON) and key in self.seen_mids:
+        if msg.mtype in (MessageType.CON, MessageType.NON) and self._repeated(f, msg):
             return  # a retransmission: judged once
-        if msg.mtype in (MessageType.CON, MessageType.NON):
-            self.seen_mids.add(key)
         if from_sut:
             yield from self._from_relay(f, msg)
         elif f.dst == self.t.pc5:
@@ -152,18 +224,18 @@ class RelayAnalysis:
         recipient = _recipient(msg, self.p)
         if recipient != self.t.scms_recipient:
             return
-        self.open.append(_Open("uplink", f, msg, recipient, f.when + self.wait_s, self.t.scms, UL))
+        self._add(_Open("uplink", f, msg, recipient, f.when + self.wait_s, self.t.scms, UL))
 
     def _downlink_response(self, f: Frame, msg: codec.CoapMessage) -> Iterator[Judgement]:
         if not 0x40 <= msg.code <= 0xBF:
             return
         if self.p.port_match in ("source", "both") and f.src[1] != self.p.port:
-            self.open.append(_Open("discard", f, msg, "", 0.0, None, DISCARD, "not from UDP port 65401"))
+            self._add(_Open("discard", f, msg, "", 0.0, None, DISCARD, "not from UDP port 65401"))
             return
         recipient = _recipient(msg, self.p)
         if msg.code not in self.p.relayed_codes:
             if self.p.reading("other_response_codes") == "discard":
-                self.open.append(
+                self._add(
                     _Open(
                         "discard",
                         f,
@@ -179,7 +251,7 @@ class RelayAnalysis:
         client = self.t.client_by_id(recipient) if recipient is not None else None
         if client is None:
             why = "no recipient option" if recipient is None else f"recipient {recipient!r} names no linked client"
-            self.open.append(_Open("discard", f, msg, recipient or "", 0.0, None, DISCARD, why))
+            self._add(_Open("discard", f, msg, recipient or "", 0.0, None, DISCARD, why))
             return
         linked = client.linked_at(f.when)
         if linked is None:
@@ -194,9 +266,9 @@ class RelayAnalysis:
             )
             return
         if linked:
-            self.open.append(_Open("downlink", f, msg, recipient or "", f.when + self.wait_s, client.endpoint, DL))
+            self._add(_Open("downlink", f, msg, recipient or "", f.when + self.wait_s, client.endpoint, DL))
         else:
-            self.open.append(
+            self._add(
                 _Open(
                     "discard",
                     f,
@@ -212,11 +284,9 @@ class RelayAnalysis:
     def _from_relay(self, f: Frame, msg: codec.CoapMessage) -> Iterator[Judgement]:
         if (msg.mtype == MessageType.ACK and msg.code == 0) or msg.mtype == MessageType.RST:
             return
-        for o in list(self.open):
+        for o in self._candidates(f, msg):
             if o.kind == "uplink" and f.src == self.t.uu and f.dst == o.to and msg.code == o.msg.code:
-                if msg.uri_path() != o.msg.uri_path() or msg.uri_query() != o.msg.uri_query():
-                    continue
-                self.open.remove(o)
+                self._drop(o)
                 yield self._copied(o, f, msg, "GET relayed uplink")
                 return
             if (
@@ -225,7 +295,7 @@ class RelayAnalysis:
                 and msg.code == o.msg.code
                 and (f.dst == o.to or _recipient(msg, self.p) == o.recipient)
             ):
-                self.open.remove(o)
+                self._drop(o)
                 if f.dst != o.to:
                     yield Judgement(
                         f"{code_name(o.msg.code)} relayed downlink",
@@ -240,7 +310,7 @@ class RelayAnalysis:
                 yield self._copied(o, f, msg, f"{code_name(o.msg.code)} relayed downlink")
                 return
             if o.kind == "discard" and f.src == self.t.pc5 and msg.code == o.msg.code and msg.payload == o.msg.payload:
-                self.open.remove(o)
+                self._drop(o)
                 after = (f.when - o.frame.when) * 1000
                 yield Judgement(
                     f"{code_name(o.msg.code)} to be discarded",
@@ -278,8 +348,12 @@ class RelayAnalysis:
         )
 
     def _expire(self, now: float) -> Iterator[Judgement]:
-        for o in [o for o in self.open if o.kind != "discard" and o.deadline < now]:
-            self.open.remove(o)
+        while self._deadlines and self._deadlines[0][0] < now:
+            _, seq = heapq.heappop(self._deadlines)
+            o = self.open.get(seq)
+            if o is None:  # closed by its copy
+                continue
+            self._drop(o)
             what = "GET not relayed uplink" if o.kind == "uplink" else f"{code_name(o.msg.code)} not relayed downlink"
             req = ("REQ-RELAY-UL-1",) if o.kind == "uplink" else ("REQ-RELAY-DL-1",)
             yield Judgement(
@@ -294,7 +368,7 @@ class RelayAnalysis:
 
     def finish(self) -> Iterator[Judgement]:
         """The end of the trace: discards proved over the rest of it; waits it cut short."""
-        for o in self.open:
+        for o in self.open.values():
             rest = self.last_when - o.frame.when
             if o.kind == "discard":
                 ms = rest * 1000
@@ -332,15 +406,37 @@ class RelayAnalysis:
                     o.frame.when,
                     topology=self.t.name,
                 )
-        self.open = []
+        self.open = {}
+        self._index = {}
+        self._deadlines = []
+
+
+class _Sink(list[Judgement]):
+    """Hands each judgement to a callable as it is made and keeps none: a long trace's verdicts
+    are written as they come, not held."""
+
+    def __init__(self, take: Callable[[Judgement], None]) -> None:
+        super().__init__()
+        self.take = take
+
+    def append(self, j: Judgement) -> None:
+        self.take(j)
+
+    def extend(self, js: Iterable[Judgement]) -> None:
+        for j in js:
+            self.take(j)
 
 
 def analyse(
-    frames: Iterable[Frame | Problem], topologies: list[Topology], profile: Profile
+    frames: Iterable[Frame | Problem],
+    topologies: list[Topology],
+    profile: Profile,
+    sink: Callable[[Judgement], None] | None = None,
 ) -> tuple[list[Judgement], int, int]:
-    """Judge one capture; returns (judgements, frames judged, CoAP-looking frames of the role map)."""
+    """Judge one capture; returns (judgements, frames judged, CoAP-looking frames of the role map).
+    With ``sink``, each judgement goes to it as it is made and the list returned is empty."""
     analyses = [RelayAnalysis(t, profile) for t in topologies if t.role == "relay"]
-    out: list[Judgement] = []
+    out: list[Judgement] = [] if sink is None else _Sink(sink)
     matched = 0
     for item in frames:
         if isinstance(item, Problem):
