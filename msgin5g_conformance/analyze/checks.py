@@ -9,12 +9,12 @@ trace cannot decide is inconclusive with the reason.
 from __future__ import annotations
 
 import heapq
-from collections import OrderedDict
+from array import array
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from msgin5g_conformance.analyze.capture import Frame, Problem
-from msgin5g_conformance.analyze.roles import Topology
+from msgin5g_conformance.analyze.roles import Client, Topology
 from msgin5g_conformance.engine.verdict import Verdict
 from msgin5g_conformance.wire import codec
 from msgin5g_conformance.wire.numbers import Code, MessageType, OptionNumber, code_name
@@ -95,7 +95,15 @@ def _lookup(kind: str, msg: codec.CoapMessage, *extra: object) -> tuple[object, 
     return (kind, msg.code, *extra)
 
 
+def _carried(msg: codec.CoapMessage, profile: Profile) -> tuple[object, ...]:
+    """The raw form of :func:`_fields`: equal raw options and payload mean equal fields."""
+    numbers = (OptionNumber.URI_PATH, OptionNumber.URI_QUERY, OptionNumber.CONTENT_FORMAT, profile.recipient_option)
+    return (msg.code, msg.payload, [o for o in msg.options if o[0] in numbers])
+
+
 def _differences(want: codec.CoapMessage, got: codec.CoapMessage, profile: Profile) -> list[str]:
+    if _carried(want, profile) == _carried(got, profile):
+        return []  # the common case, without decoding
     names = ("code", "Uri-Path", "Uri-Query", "recipient option", "Content-Format", "payload")
     return [n for n, a, b in zip(names, _fields(want, profile), _fields(got, profile), strict=True) if a != b]
 
@@ -116,11 +124,19 @@ class RelayAnalysis:
         self._next = 0
         self.last_when = 0.0
         self.frames = 0
-        # datagrams a sender may still repeat (RFC 7252 4.2, 4.3): hash of (sender, receiver, MID,
-        # bytes) -> when first seen, oldest first; older than MAX_TRANSMIT_SPAN is forgotten, so a
-        # MID the sender uses again later is a new message, and memory stays bounded
+        # datagrams a sender may still repeat (RFC 7252 4.2, 4.3): the hash of (sender, receiver,
+        # MID, bytes), and in arrival order each one's hash and time; older than MAX_TRANSMIT_SPAN
+        # is forgotten, so a MID the sender uses again later is a new message, and the memory is
+        # bounded by the span (some 70 bytes a datagram, flat arrays rather than objects)
         self.span_s = ACK_TIMEOUT_S * (2**profile.timers.sut_max_retransmit - 1) * ACK_RANDOM_FACTOR
-        self.seen: OrderedDict[int, float] = OrderedDict()
+        self.seen: set[int] = set()
+        self._seen_keys = array("q")
+        self._seen_times = array("d")
+        self._seen_head = 0
+        self._ends = topology.sut_endpoints()
+        self._clients: dict[str, Client] = {}  # UE id -> client (the role map's first of an id, as client_by_id)
+        for c in topology.clients:
+            self._clients.setdefault(c.ue_id, c)
 
     def _add(self, o: _Open) -> None:
         self._next += 1
@@ -153,26 +169,36 @@ class RelayAnalysis:
         if f.src == self.t.pc5:
             keys += [_lookup("to", msg, f.dst), _lookup("rcpt", msg, _recipient(msg, self.p) or "")]
             keys.append(_lookup("discard", msg, msg.payload))
-        found = {o.seq: o for k in keys for o in self._index.get(k, {}).values()}
+        buckets = [b for b in map(self._index.get, keys) if b]
+        if not buckets:
+            return []
+        if len(buckets) == 1:
+            return list(buckets[0].values())  # filed in the order they opened
+        found = {o.seq: o for b in buckets for o in b.values()}
         return [found[n] for n in sorted(found)]
 
     def _repeated(self, f: Frame, msg: codec.CoapMessage) -> bool:
         """Whether a CON/NON is a copy of one its sender sent within MAX_TRANSMIT_SPAN."""
-        seen = self.seen
-        while seen:
-            first = next(iter(seen))
-            if seen[first] >= f.when - self.span_s:
-                break
-            del seen[first]
+        seen, keys, times = self.seen, self._seen_keys, self._seen_times
+        cutoff, head = f.when - self.span_s, self._seen_head
+        while head < len(times) and times[head] < cutoff:
+            seen.discard(keys[head])
+            head += 1
+        if head > 4096 and head * 2 > len(times):  # the forgotten half goes
+            del keys[:head]
+            del times[:head]
+            head = 0
+        self._seen_head = head
         key = hash((f.src, f.dst, msg.mid, f.payload))  # 64 bits: a collision is negligible
         if key in seen:
             return True
-        seen[key] = f.when
+        seen.add(key)
+        keys.append(key)
+        times.append(f.when)
         return False
 
     def mine(self, f: Frame) -> bool:
-        ends = self.t.sut_endpoints()
-        return f.src in ends or f.dst in ends
+        return f.src in self._ends or f.dst in self._ends
 
     def tick(self, when: float) -> Iterator[Judgement]:
         """Time goes on (any frame of the capture): waits that expired close."""
@@ -248,7 +274,7 @@ class RelayAnalysis:
                     )
                 )
             return
-        client = self.t.client_by_id(recipient) if recipient is not None else None
+        client = self._clients.get(recipient) if recipient is not None else None
         if client is None:
             why = "no recipient option" if recipient is None else f"recipient {recipient!r} names no linked client"
             self._add(_Open("discard", f, msg, recipient or "", 0.0, None, DISCARD, why))
