@@ -12,15 +12,18 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 from xml.etree import ElementTree as ET
 
 from msgin5g_conformance.analyze.capture import CaptureFileError, capture_files, iter_capture
 from msgin5g_conformance.analyze.checks import Judgement, analyse
-from msgin5g_conformance.analyze.report import Collector, Reports
 from msgin5g_conformance.analyze.roles import RoleMap, load_roles
 from msgin5g_conformance.engine.verdict import Verdict
 from msgin5g_conformance.errors import DefinitionError, HarnessError
 from msgin5g_conformance.world.profile import Profile, load_profile
+
+if TYPE_CHECKING:  # the reports (allure, pytest's plugin) are imported when they are written
+    from msgin5g_conformance.analyze.report import Collector
 
 
 class Outputs:
@@ -33,7 +36,9 @@ class Outputs:
         self.out = out
         self.profile = profile
         self.roles = roles
-        self.collector = Collector(roles, profile)
+        from msgin5g_conformance.analyze.report import Collector
+
+        self.collector: Collector = Collector(roles, profile)
         self.tally = dict.fromkeys(Verdict, 0)
         self.worst: dict[str, Verdict] = {}
         self._json_tmp = out / f".results.json.{os.getpid()}"
@@ -186,6 +191,8 @@ def cmd_analyze(
         print(f"msgin5g-conformance analyze: cannot write {target}: {exc}", file=sys.stderr)
         return 2
     w.finish()
+    from msgin5g_conformance.analyze.report import Reports
+
     for line in Reports(target, w.collector, profile, roles).write(html=html):
         print(line)
     tally = w.tally
@@ -205,8 +212,9 @@ topologies:
 
 
 def analyze_benchmark(path: str | Path, roles: str | Path | None = None, tally: dict[str, int] | None = None) -> int:
-    """Analyse one capture with a generic role map (or ``roles``); the number of frames judged.
-    ``tally`` receives the count of judgements per verdict."""
+    """Analyse one capture with a generic role map (or ``roles``) as the command does (judgements
+    handed on as they are made, not held); the number of frames judged. ``tally`` receives the
+    count of judgements per verdict."""
     profile = load_profile(None)
     if roles is None:
         with tempfile.TemporaryDirectory() as tmp:
@@ -215,8 +223,10 @@ def analyze_benchmark(path: str | Path, roles: str | Path | None = None, tally: 
             role_map = load_roles(f)
     else:
         role_map = load_roles(roles)
-    judgements, frames, _ = analyse(iter_capture(path), list(role_map.topologies), profile)
-    if tally is not None:
-        for j in judgements:
-            tally[j.verdict.value] = tally.get(j.verdict.value, 0) + 1
+    counts = tally if tally is not None else {}
+
+    def count(j: Judgement) -> None:
+        counts[j.verdict.value] = counts.get(j.verdict.value, 0) + 1
+
+    _, frames, _ = analyse(iter_capture(path), list(role_map.topologies), profile, count)
     return frames
