@@ -56,7 +56,14 @@ from msgin5g_conformance.spec.requirements import catalogue
 from msgin5g_conformance.wire import codec
 from msgin5g_conformance.wire.capture.pcap import write_pcap
 from msgin5g_conformance.wire.capture.record import Datagram
-from msgin5g_conformance.wire.numbers import MessageType, code_to_str, option_name
+from msgin5g_conformance.wire.numbers import (
+    OPTION_FORMATS,
+    MessageType,
+    OptionFormat,
+    code_to_str,
+    decode_uint,
+    option_name,
+)
 from msgin5g_conformance.world.profile import Profile
 
 ATTACH_NONPASS = 500  # exchanges that did not pass and get an Allure result with their evidence
@@ -176,6 +183,21 @@ def _text_or_hex(value: bytes) -> dict[str, str]:
     return {"text": text} if text.isprintable() else {"hex": value.hex()}
 
 
+def _option(number: int, value: bytes) -> dict[str, Any]:
+    """One option decoded by its registered format (RFC 7252 3.2): a number, text or bytes."""
+    fmt = OPTION_FORMATS.get(number)
+    shown: dict[str, Any]
+    if fmt is OptionFormat.UINT and len(value) <= 8:
+        shown = {"uint": decode_uint(value)}
+    elif fmt is OptionFormat.EMPTY or not value:
+        shown = {}
+    elif fmt is OptionFormat.OPAQUE:
+        shown = {"hex": value.hex()}
+    else:
+        shown = _text_or_hex(value)
+    return {"number": number, "name": option_name(number), **shown}
+
+
 def frame_record(f: Frame, t0: float, names: dict[Address, str], profile: Profile) -> dict[str, Any]:
     """One frame as the live exchange record (``CaseRun.describe``: what the charts and the decoded
     datagrams read), ``seq`` being the frame number of the capture, plus its time and decoding."""
@@ -203,7 +225,7 @@ def frame_record(f: Frame, t0: float, names: dict[Address, str], profile: Profil
         token=m.token.hex(),
         recipient=rcpt[0].decode("utf-8", "replace") if rcpt else None,
         summary=m.summary(),
-        options=[{"number": n, "name": option_name(n), **_text_or_hex(v)} for n, v in m.options],
+        options=[_option(n, v) for n, v in m.options],
         payload={"bytes": len(m.payload), **_text_or_hex(m.payload)} if m.payload else None,
     )
     return rec
