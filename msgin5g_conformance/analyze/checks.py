@@ -87,12 +87,10 @@ ACK_TIMEOUT_S = 2.0
 ACK_RANDOM_FACTOR = 1.5
 
 
-def _lookup(kind: str, msg: codec.CoapMessage, *extra: object) -> tuple[object, ...]:
-    """The index key a relay's copy is looked up by (raw option bytes: no decoding can fail)."""
-    if kind == "up":
-        paths = tuple(msg.option_values(OptionNumber.URI_PATH))
-        return ("up", msg.code, paths, tuple(msg.option_values(OptionNumber.URI_QUERY)))
-    return (kind, msg.code, *extra)
+def _up_key(msg: codec.CoapMessage) -> tuple[object, ...]:
+    """The index key of an uplink GET and of its copy (raw option bytes: no decoding can fail)."""
+    paths = tuple(msg.option_values(OptionNumber.URI_PATH))
+    return ("up", msg.code, paths, tuple(msg.option_values(OptionNumber.URI_QUERY)))
 
 
 def _carried(msg: codec.CoapMessage, profile: Profile) -> tuple[object, ...]:
@@ -122,6 +120,7 @@ class RelayAnalysis:
         self._index: dict[tuple[object, ...], dict[int, _Open]] = {}
         self._deadlines: list[tuple[float, int]] = []
         self._next = 0
+        self._discards = 0  # how many of the open exchanges are discards (none: no look-up for one)
         self.last_when = 0.0
         self.frames = 0
         # datagrams a sender may still repeat (RFC 7252 4.2, 4.3): the hash of (sender, receiver,
@@ -142,12 +141,14 @@ class RelayAnalysis:
         self._next += 1
         o.seq = self._next
         self.open[o.seq] = o
+        code = o.msg.code
         if o.kind == "uplink":
-            o.keys = (_lookup("up", o.msg),)
+            o.keys = (_up_key(o.msg),)
         elif o.kind == "downlink":
-            o.keys = (_lookup("to", o.msg, o.to), _lookup("rcpt", o.msg, o.recipient))
+            o.keys = (("to", code, o.to), ("rcpt", code, o.recipient))
         else:
-            o.keys = (_lookup("discard", o.msg, o.msg.payload),)
+            o.keys = (("discard", code, o.msg.payload),)
+            self._discards += 1
         for k in o.keys:
             self._index.setdefault(k, {})[o.seq] = o
         if o.kind != "discard":
@@ -155,6 +156,8 @@ class RelayAnalysis:
 
     def _drop(self, o: _Open) -> None:
         del self.open[o.seq]
+        if o.kind == "discard":
+            self._discards -= 1
         for k in o.keys:
             bucket = self._index[k]
             del bucket[o.seq]
@@ -163,19 +166,23 @@ class RelayAnalysis:
 
     def _candidates(self, f: Frame, msg: codec.CoapMessage) -> list[_Open]:
         """The open exchanges a datagram from the relay may be the copy of, oldest first."""
-        keys = []
+        index, code = self._index, msg.code
+        found = []
         if f.src == self.t.uu:
-            keys.append(_lookup("up", msg))
+            found.append(index.get(_up_key(msg)))
         if f.src == self.t.pc5:
-            keys += [_lookup("to", msg, f.dst), _lookup("rcpt", msg, _recipient(msg, self.p) or "")]
-            keys.append(_lookup("discard", msg, msg.payload))
-        buckets = [b for b in map(self._index.get, keys) if b]
+            found.append(index.get(("to", code, f.dst)))
+            found.append(index.get(("rcpt", code, _recipient(msg, self.p) or "")))
+            if self._discards:
+                found.append(index.get(("discard", code, msg.payload)))
+        buckets = [b for b in found if b]
         if not buckets:
             return []
-        if len(buckets) == 1:
-            return list(buckets[0].values())  # filed in the order they opened
-        found = {o.seq: o for b in buckets for o in b.values()}
-        return [found[n] for n in sorted(found)]
+        first = buckets[0]
+        if all(b.keys() == first.keys() for b in buckets[1:]):  # one bucket, or the same opens twice
+            return list(first.values())  # filed in the order they opened
+        found_by_seq = {o.seq: o for b in buckets for o in b.values()}
+        return [found_by_seq[n] for n in sorted(found_by_seq)]
 
     def _repeated(self, f: Frame, msg: codec.CoapMessage) -> bool:
         """Whether a CON/NON is a copy of one its sender sent within MAX_TRANSMIT_SPAN."""
@@ -236,7 +243,7 @@ class RelayAnalysis:
                 topology=self.t.name,
             )
             return
-        if msg.mtype in (MessageType.CON, MessageType.NON) and self._repeated(f, msg):
+        if msg.mtype <= MessageType.NON and self._repeated(f, msg):  # CON (0) or NON (1)
             return  # a retransmission: judged once
         if from_sut:
             yield from self._from_relay(f, msg)
@@ -438,6 +445,7 @@ class RelayAnalysis:
         self.open = {}
         self._index = {}
         self._deadlines = []
+        self._discards = 0
 
 
 class _Sink(list[Judgement]):
