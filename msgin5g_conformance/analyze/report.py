@@ -469,7 +469,7 @@ class Reports:
             [step],
             self.profile.name,
             self.profile.sha256,
-            self.sut,
+            j.topology or self.sut,  # the chart's and the tag's SUT: this exchange's topology
             "offline",
             pcap,
             sorted(self.profile.provisional & set(PROVISIONAL_USED)),
