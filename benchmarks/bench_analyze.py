@@ -1,15 +1,19 @@
 """Benchmark: the capture reader and ``analyze`` against tshark's CoAP field extraction, side by side.
 
 Generates deterministic captures (classic pcap, Ethernet framing as ``tcpdump -i lo``
-writes) of 100,000 and 1,000,000 packets in a temporary folder, streaming: CoAP
-GETs and their 2.05 answers on port 65401 between many 127.x addresses (some over
-IPv6), a 2.05 large enough to be cut into three IPv4 fragments every 200
-datagrams, and non-CoAP traffic (TCP, ARP, other UDP).  Then, for each file and
-each in a fresh process of its own:
+writes) of 100,000 and 1,000,000 packets in a temporary folder, streaming: 200 UEs'
+configuration GETs relayed by a Relay UE (PC5 side 127.14.0.1, Uu side 127.14.0.2, its
+own Message IDs) to the SCM-S and the SCM-S's 2.05 relayed back, with the recipient
+option, on port 65401 (some GETs over IPv6, outside the role map), a 2.05 large enough
+to be cut into three IPv4 fragments every 200 datagrams, and non-CoAP traffic (TCP,
+ARP, other UDP); and the role map naming the relay, the SCM-S and every UE (linked),
+so that the full analysis judges every exchange.  Then, for each file and each in a
+fresh process of its own:
 
 * (a) the streaming reader (``msgin5g_conformance.analyze.reader.iter_capture``);
-* (b) the full analysis, when ``msgin5g_conformance.analyze.run.analyze_benchmark(path)``
-  exists (else "n/a");
+* (b) the full analysis, when ``msgin5g_conformance.analyze.run.analyze_benchmark(path, roles)``
+  exists (else "n/a"): every relay check, judgements streamed as ``analyze`` does (the verdicts
+  are counted and printed);
 * (c) ``tshark -r FILE -n -d udp.port==65401,coap -T fields`` with the fields the
   checks need.
 
@@ -311,6 +315,7 @@ def run(sizes: list[int], keep: bool) -> None:
     print(f"python {sys.version.split()[0]}; tshark {'at ' + tshark if tshark else 'not installed'}; ", end="")
     print(f"full analysis {'present' if analysis else 'not present (n/a)'}; files in {folder}")
     print("figures on a shared 2-core machine are noisy; wall time includes process start-up")
+    began = time.perf_counter()
     roles = folder / "roles.yaml"
     role_map(roles)
     try:
@@ -334,10 +339,15 @@ def run(sizes: list[int], keep: bool) -> None:
                 cmd = [tshark, "-r", str(path), "-n", "-d", f"udp.port=={PORT},coap", "-T", "fields", *fields]
                 shark = _measure(cmd)
             print(_line("reader", packets, reader, extra))
-            print(_line("analyze", packets, full))
+            judged = ""
+            if full is not None and full.get("code") == 0:
+                verdicts = json.loads(str(full["first"]))["verdicts"]
+                judged = "; judged " + ", ".join(f"{n:,} {v}" for v, n in sorted(verdicts.items()))
+            print(_line("analyze", packets, full, judged))
             print(_line("tshark", packets, shark, f"; {shark['lines']:,} rows" if shark else ""))
             print(_ratio("analyze", shark, full, target=True))
             print(_ratio("reader", shark, reader, target=False))
+        print(f"\nbenchmark finished in {time.perf_counter() - began:.0f} s")
     finally:
         if keep:
             print(f"\nkept {folder}")
