@@ -49,7 +49,7 @@ class Judgement:
     topology: str = ""
 
 
-@dataclass
+@dataclass(slots=True)
 class _Open:
     """An exchange waiting for the relay's copy (or, for a discard, for the end of the trace)."""
 
@@ -133,6 +133,8 @@ class RelayAnalysis:
         self._seen_times = array("d")
         self._seen_head = 0
         self._ends = topology.sut_endpoints()
+        self._pc5, self._uu, self._scms_host = topology.pc5, topology.uu, topology.scms[0]
+        self._source_port = profile.port_match in ("source", "both")  # "from UDP port 65401": the source
         self._clients: dict[str, Client] = {}  # UE id -> client (the role map's first of an id, as client_by_id)
         for c in topology.clients:
             self._clients.setdefault(c.ue_id, c)
@@ -217,7 +219,8 @@ class RelayAnalysis:
 
     def feed(self, f: Frame) -> Iterator[Judgement]:
         self.frames += 1
-        from_sut = f.src in (self.t.pc5, self.t.uu)
+        src = f.src
+        from_sut = src == self._pc5 or src == self._uu
         try:
             msg = codec.parse(f.payload)
         except codec.MalformedDatagram as exc:
@@ -247,15 +250,15 @@ class RelayAnalysis:
             return  # a retransmission: judged once
         if from_sut:
             yield from self._from_relay(f, msg)
-        elif f.dst == self.t.pc5:
+        elif f.dst == self._pc5:
             self._uplink_request(f, msg)
-        elif f.dst == self.t.uu and f.src[0] == self.t.scms[0]:
+        elif f.dst == self._uu and src[0] == self._scms_host:
             yield from self._downlink_response(f, msg)
 
     def _uplink_request(self, f: Frame, msg: codec.CoapMessage) -> None:
         if msg.code != Code.GET or f.dst[1] != self.p.port:
             return  # REQ-RELAY-UL-2 (open reading): every legal choice passes
-        if self.p.port_match in ("source", "both") and f.src[1] != self.p.port:
+        if self._source_port and f.src[1] != self.p.port:
             return
         recipient = _recipient(msg, self.p)
         if recipient != self.t.scms_recipient:
@@ -265,7 +268,7 @@ class RelayAnalysis:
     def _downlink_response(self, f: Frame, msg: codec.CoapMessage) -> Iterator[Judgement]:
         if not 0x40 <= msg.code <= 0xBF:
             return
-        if self.p.port_match in ("source", "both") and f.src[1] != self.p.port:
+        if self._source_port and f.src[1] != self.p.port:
             self._add(_Open("discard", f, msg, "", 0.0, None, DISCARD, "not from UDP port 65401"))
             return
         recipient = _recipient(msg, self.p)
