@@ -193,7 +193,12 @@ def cmd_analyze(
     w.finish()
     from msgin5g_conformance.analyze.report import Reports
 
-    for line in Reports(target, w.collector, profile, roles).write(html=html):
+    try:
+        lines = Reports(target, w.collector, profile, roles).write(html=html)
+    except (OSError, HarnessError) as exc:  # a capture changed under the second pass, a full disk
+        print(f"msgin5g-conformance analyze: reports not written in {target}: {exc}", file=sys.stderr)
+        return 2
+    for line in lines:
         print(line)
     tally = w.tally
     print(", ".join(f"{n} {v.value}" for v, n in tally.items() if n) + f"; results in {target}")
