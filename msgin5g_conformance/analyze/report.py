@@ -115,8 +115,10 @@ class Collector:
         self.frames: dict[str, int] = {}  # capture -> frames the checks judged
 
     def add(self, capture: str, number: int, j: Judgement) -> None:
-        role = next((t.role for t in self.roles.topologies if t.name == j.topology), "relay")
-        case = self.cases.setdefault((capture, j.topology), _Case(capture, j.topology, role))
+        case = self.cases.get((capture, j.topology))
+        if case is None:
+            role = next((t.role for t in self.roles.topologies if t.name == j.topology), "relay")
+            case = self.cases[(capture, j.topology)] = _Case(capture, j.topology, role)
         case.exchanges += 1
         key = (j.title, j.verdict.value, j.requirements)
         group = case.groups.get(key)
