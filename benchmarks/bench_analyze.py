@@ -1,15 +1,19 @@
 """Benchmark: the capture reader and ``analyze`` against tshark's CoAP field extraction, side by side.
 
 Generates deterministic captures (classic pcap, Ethernet framing as ``tcpdump -i lo``
-writes) of 100,000 and 1,000,000 packets in a temporary folder, streaming: CoAP
-GETs and their 2.05 answers on port 65401 between many 127.x addresses (some over
-IPv6), a 2.05 large enough to be cut into three IPv4 fragments every 200
-datagrams, and non-CoAP traffic (TCP, ARP, other UDP).  Then, for each file and
-each in a fresh process of its own:
+writes) of 100,000 and 1,000,000 packets in a temporary folder, streaming: 200 UEs'
+configuration GETs relayed by a Relay UE (PC5 side 127.14.0.1, Uu side 127.14.0.2, its
+own Message IDs) to the SCM-S and the SCM-S's 2.05 relayed back, with the recipient
+option, on port 65401 (some GETs over IPv6, outside the role map), a 2.05 large enough
+to be cut into three IPv4 fragments every 200 datagrams, and non-CoAP traffic (TCP,
+ARP, other UDP); and the role map naming the relay, the SCM-S and every UE (linked),
+so that the full analysis judges every exchange.  Then, for each file and each in a
+fresh process of its own:
 
 * (a) the streaming reader (``msgin5g_conformance.analyze.reader.iter_capture``);
-* (b) the full analysis, when ``msgin5g_conformance.analyze.run.analyze_benchmark(path)``
-  exists (else "n/a");
+* (b) the full analysis, when ``msgin5g_conformance.analyze.run.analyze_benchmark(path, roles)``
+  exists (else "n/a"): every relay check, judgements streamed as ``analyze`` does (the verdicts
+  are counted and printed);
 * (c) ``tshark -r FILE -n -d udp.port==65401,coap -T fields`` with the fields the
   checks need.
 
@@ -83,34 +87,79 @@ def _udp(sport: int, dport: int, payload: bytes) -> bytes:
     return struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
 
 
+RECIPIENT = 65003  # the default profile's recipient option
+SCMS_ID = b"scm-s.msgin5g.example"
+UES = 200
+
+
+def _nibble(n: int) -> tuple[int, bytes]:
+    """An option delta or length as its 4-bit field and extension bytes (RFC 7252 3.1)."""
+    if n < 13:
+        return n, b""
+    if n < 269:
+        return 13, bytes([n - 13])
+    return 14, (n - 269).to_bytes(2, "big")
+
+
+def _option(delta: int, value: bytes) -> bytes:
+    d, dx = _nibble(delta)
+    n, nx = _nibble(len(value))
+    return bytes([d << 4 | n]) + dx + nx + value
+
+
+def _ue_id(ue: int) -> bytes:
+    return f"ue-{ue}.msgin5g.example".encode()
+
+
 def _coap_get(mid: int, token: bytes, ue: int) -> bytes:
     query = f"ue=ue-{ue}".encode()
     return (
         bytes([0x44, 0x01])
         + mid.to_bytes(2, "big")
         + token
-        + b"\xb7msgin5g\x06config"
-        + bytes([0x40 | len(query)])
-        + query
+        + _option(11, b"msgin5g")
+        + _option(0, b"config")
+        + _option(4, query)
+        + _option(RECIPIENT - 15, SCMS_ID)
     )
 
 
-def _coap_205(mid: int, token: bytes, size: int) -> bytes:
+def _coap_205(mid: int, token: bytes, size: int, ue: int) -> bytes:
     body = (b'{"cfg":"' + b"x" * size)[:size]
-    return bytes([0x64, 0x45]) + mid.to_bytes(2, "big") + token + b"\xc1\x32\xff" + body
+    head = bytes([0x64, 0x45]) + mid.to_bytes(2, "big") + token
+    return head + _option(12, b"\x32") + _option(RECIPIENT - 12, _ue_id(ue)) + b"\xff" + body
+
+
+def role_map(path: Path) -> None:
+    """The role map of the generated capture: the relay's two sides, the SCM-S, every UE linked."""
+    lines = [
+        "topologies:",
+        "  - name: benchmark",
+        f"    relay: {{pc5: {{address: 127.14.0.1, port: {PORT}}}, uu: {{address: 127.14.0.2, port: {PORT}}}}}",
+        f"    scms: {{address: 127.14.2.1, port: {PORT}, recipient: {SCMS_ID.decode()}}}",
+        "    clients:",
+    ]
+    for n in range(UES):
+        lines.append(
+            f"      - {{name: cue{n}, address: 127.14.1.{n + 2}, port: {PORT}, ue_id: {_ue_id(n).decode()}, "
+            "links: [{from: 0}]}"
+        )
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def write_capture(path: Path, packets: int, seed: int = 14) -> None:
     """Write ``packets`` frames to ``path`` (classic pcap, Ethernet), deterministically, streaming."""
     rng = random.Random(seed)
-    relay = bytes([127, 14, 0, 1])
+    relay = bytes([127, 14, 0, 1])  # the relay's PC5 side (the UEs talk to it)
+    relay_uu = bytes([127, 14, 0, 2])  # its Uu side (towards the SCM-S)
     scms = bytes([127, 14, 2, 1])
-    ues = [bytes([127, 14, 1, n]) for n in range(2, 202)]
+    ues = [bytes([127, 14, 1, n]) for n in range(2, 2 + UES)]
     v6_ue = b"\xfd\x00" + b"\x00" * 13 + b"\x02"
     v6_relay = b"\xfd\x00" + b"\x00" * 13 + b"\x01"
     written = 0
     when = 1_700_000_000_000_000  # microseconds
     mid = 0
+    relay_mid = 0x8000  # the relay numbers its own messages (RFC 7252 4.4)
     ident = 0
     datagrams = 0
     with path.open("wb") as out:
@@ -142,16 +191,18 @@ def write_capture(path: Path, packets: int, seed: int = 14) -> None:
             elif roll < 0.08:  # CoAP over IPv6
                 get = _udp(PORT, PORT, _coap_get(mid, token, ue_index))
                 put(_ETH_V6 + struct.pack("!IHBB16s16s", 6 << 28, len(get), 17, 64, v6_ue, v6_relay) + get)
-                answer = _udp(PORT, PORT, _coap_205(mid, token, 60))
+                answer = _udp(PORT, PORT, _coap_205(mid, token, 60, ue_index))
                 put(_ETH_V6 + struct.pack("!IHBB16s16s", 6 << 28, len(answer), 17, 64, v6_relay, v6_ue) + answer)
             else:  # CoAP over IPv4: UE -> relay -> SCM-S and back
-                get = _udp(PORT, PORT, _coap_get(mid, token, ue_index))
-                put(_ipv4(ue, relay, ident, 0x4000, 17, get))
-                put(_ipv4(relay, scms, (ident + 1) & 0xFFFF, 0x4000, 17, get))
+                put(_ipv4(ue, relay, ident, 0x4000, 17, _udp(PORT, PORT, _coap_get(mid, token, ue_index))))
+                relay_mid = (relay_mid + 1) & 0xFFFF
+                copy = _udp(PORT, PORT, _coap_get(relay_mid, token, ue_index))
+                put(_ipv4(relay_uu, scms, (ident + 1) & 0xFFFF, 0x4000, 17, copy))
                 datagrams += 1
                 size = 2960 if datagrams % FRAGMENT_EVERY == 0 else rng.randrange(20, 200)
-                answer = _udp(PORT, PORT, _coap_205(mid, token, size))
-                for src, dst in ((scms, relay), (relay, ue)):
+                relay_mid = (relay_mid + 1) & 0xFFFF
+                for src, dst, m in ((scms, relay_uu, mid), (relay, ue, relay_mid)):
+                    answer = _udp(PORT, PORT, _coap_205(m, token, size, ue_index))
                     ident = (ident + 2) & 0xFFFF
                     if len(answer) <= 1480:
                         put(_ipv4(src, dst, ident, 0x4000, 17, answer))
@@ -222,7 +273,9 @@ def _reader_child(path: str) -> None:
 
 
 _ANALYZE_CHILD = (
-    "import sys\nfrom msgin5g_conformance.analyze.run import analyze_benchmark\nanalyze_benchmark(sys.argv[1])\n"
+    "import json, sys\nfrom msgin5g_conformance.analyze.run import analyze_benchmark\n"
+    "tally = {}\nframes = analyze_benchmark(sys.argv[1], sys.argv[2], tally)\n"
+    "print(json.dumps({'frames': frames, 'verdicts': tally}))\n"
 )
 
 
@@ -262,6 +315,9 @@ def run(sizes: list[int], keep: bool) -> None:
     print(f"python {sys.version.split()[0]}; tshark {'at ' + tshark if tshark else 'not installed'}; ", end="")
     print(f"full analysis {'present' if analysis else 'not present (n/a)'}; files in {folder}")
     print("figures on a shared 2-core machine are noisy; wall time includes process start-up")
+    began = time.perf_counter()
+    roles = folder / "roles.yaml"
+    role_map(roles)
     try:
         for packets in sizes:
             path = folder / f"bench-{packets}.pcap"
@@ -276,17 +332,22 @@ def run(sizes: list[int], keep: bool) -> None:
                 f"; {inner['frames'] / inner['loop']:,.0f} frames/s in the loop "
                 f"(aim >= 500,000), {inner['datagrams']:,} datagrams"
             )
-            full = _measure([sys.executable, "-c", _ANALYZE_CHILD, str(path)]) if analysis else None
+            full = _measure([sys.executable, "-c", _ANALYZE_CHILD, str(path), str(roles)]) if analysis else None
             shark = None
             if tshark:
                 fields = [arg for name in TSHARK_FIELDS for arg in ("-e", name)]
                 cmd = [tshark, "-r", str(path), "-n", "-d", f"udp.port=={PORT},coap", "-T", "fields", *fields]
                 shark = _measure(cmd)
             print(_line("reader", packets, reader, extra))
-            print(_line("analyze", packets, full))
+            judged = ""
+            if full is not None and full.get("code") == 0:
+                verdicts = json.loads(str(full["first"]))["verdicts"]
+                judged = "; judged " + ", ".join(f"{n:,} {v}" for v, n in sorted(verdicts.items()))
+            print(_line("analyze", packets, full, judged))
             print(_line("tshark", packets, shark, f"; {shark['lines']:,} rows" if shark else ""))
             print(_ratio("analyze", shark, full, target=True))
             print(_ratio("reader", shark, reader, target=False))
+        print(f"\nbenchmark finished in {time.perf_counter() - began:.0f} s")
     finally:
         if keep:
             print(f"\nkept {folder}")

@@ -156,6 +156,9 @@ def _parser() -> argparse.ArgumentParser:
     an.add_argument("--roles", required=True, help="the role map YAML")
     an.add_argument("--profile", default=None, help="protocol profile YAML (default: shipped profile)")
     an.add_argument("--out", default=None, help="output folder (default: analysis)")
+    an.add_argument(
+        "--no-html", action="store_true", help="skip the HTML report and the PDF summary (Allure needs Node.js)"
+    )
     return p
 
 
@@ -572,7 +575,7 @@ def _command(a: argparse.Namespace) -> int:
     if a.command == "analyze":
         from msgin5g_conformance.analyze.run import cmd_analyze
 
-        return cmd_analyze(a.captures, a.roles, a.profile, a.out)
+        return cmd_analyze(a.captures, a.roles, a.profile, a.out, html=not a.no_html)
     return cmd_lint(a)
 
 

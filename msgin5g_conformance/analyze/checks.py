@@ -10,14 +10,16 @@ trace cannot decide is inconclusive with the reason.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import heapq
+from array import array
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from msgin5g_conformance.analyze.capture import Frame, Problem
-from msgin5g_conformance.analyze.roles import Topology
+from msgin5g_conformance.analyze.roles import Client, Topology
 from msgin5g_conformance.engine.verdict import Verdict
 from msgin5g_conformance.wire import codec
-from msgin5g_conformance.wire.numbers import Code, MessageType, code_name
+from msgin5g_conformance.wire.numbers import Code, MessageType, OptionNumber, code_name
 from msgin5g_conformance.world.profile import Profile
 
 UL = ("REQ-RELAY-UL-1", "REQ-RELAY-TERM-1")
@@ -52,7 +54,7 @@ class Judgement:
     topology: str = ""
 
 
-@dataclass
+@dataclass(slots=True)
 class _Open:
     """An exchange waiting for the relay's copy (or, for a discard, for the end of the trace)."""
 
@@ -65,6 +67,8 @@ class _Open:
     requirements: tuple[str, ...] = ()
     why: str = ""
     seen: list[int] = field(default_factory=list)
+    seq: int = 0  # the order it opened in (set by RelayAnalysis._add)
+    keys: tuple[tuple[object, ...], ...] = ()  # where RelayAnalysis._index files it
 
 
 EXCHANGE_LIFETIME_S = 247.0  # RFC 7252 4.8.2 with the default transmission parameters
@@ -106,7 +110,27 @@ def _fields(msg: codec.CoapMessage, profile: Profile) -> tuple[object, ...]:
     return (msg.code, msg.uri_path(), msg.uri_query(), _recipient(msg, profile), msg.content_format(), msg.payload)
 
 
+# RFC 7252 4.8.2 MAX_TRANSMIT_SPAN with the defaults (ACK_TIMEOUT 2 s, ACK_RANDOM_FACTOR 1.5):
+# a sender's copies of one message come within this of its first; NON repeats too (4.3)
+ACK_TIMEOUT_S = 2.0
+ACK_RANDOM_FACTOR = 1.5
+
+
+def _up_key(msg: codec.CoapMessage) -> tuple[object, ...]:
+    """The index key of an uplink GET and of its copy (raw option bytes: no decoding can fail)."""
+    paths = tuple(msg.option_values(OptionNumber.URI_PATH))
+    return ("up", msg.code, paths, tuple(msg.option_values(OptionNumber.URI_QUERY)))
+
+
+def _carried(msg: codec.CoapMessage, profile: Profile) -> tuple[object, ...]:
+    """The raw form of :func:`_fields`: equal raw options and payload mean equal fields."""
+    numbers = (OptionNumber.URI_PATH, OptionNumber.URI_QUERY, OptionNumber.CONTENT_FORMAT, profile.recipient_option)
+    return (msg.code, msg.payload, [o for o in msg.options if o[0] in numbers])
+
+
 def _differences(want: codec.CoapMessage, got: codec.CoapMessage, profile: Profile) -> list[str]:
+    if _carried(want, profile) == _carried(got, profile):
+        return []  # the common case, without decoding
     names = ("code", "Uri-Path", "Uri-Query", "recipient option", "Content-Format", "payload")
     return [n for n, a, b in zip(names, _fields(want, profile), _fields(got, profile), strict=True) if a != b]
 
@@ -119,23 +143,113 @@ class RelayAnalysis:
         self.p = profile
         self.wait_s = profile.timers.response_ms / 1000
         self.late_s = profile.timers.late_window_ms / 1000
-        self.open: list[_Open] = []
+        # the open exchanges in the order they opened, filed by the key the relay's copy is
+        # looked up by, and the waits by deadline: a frame costs a few look-ups, not a scan
+        self.open: dict[int, _Open] = {}
+        self._index: dict[tuple[object, ...], dict[int, _Open]] = {}
+        self._deadlines: list[tuple[float, int]] = []
+        self._next = 0
+        self._discards = 0  # how many of the open exchanges are discards (none: no look-up for one)
         self.last_when = 0.0
         self.frames = 0
-        self.seen_mids: set[tuple[tuple[str, int], int]] = set()
+        # datagrams a sender may still repeat (RFC 7252 4.2, 4.3): the hash of (sender, receiver,
+        # MID, bytes), and in arrival order each one's hash and time; older than MAX_TRANSMIT_SPAN
+        # is forgotten, so a MID the sender uses again later is a new message, and the memory is
+        # bounded by the span (some 70 bytes a datagram, flat arrays rather than objects)
+        self.span_s = ACK_TIMEOUT_S * (2**profile.timers.sut_max_retransmit - 1) * ACK_RANDOM_FACTOR
+        self.seen: set[int] = set()
+        self._seen_keys = array("q")
+        self._seen_times = array("d")
+        self._seen_head = 0
+        self._ends = topology.sut_endpoints()
+        self._pc5, self._uu, self._scms_host = topology.pc5, topology.uu, topology.scms[0]
+        self._source_port = profile.port_match in ("source", "both")  # "from UDP port 65401": the source
+        self._clients: dict[str, Client] = {}  # UE id -> client (the role map's first of an id, as client_by_id)
+        for c in topology.clients:
+            self._clients.setdefault(c.ue_id, c)
+
+    def _add(self, o: _Open) -> None:
+        self._next += 1
+        o.seq = self._next
+        self.open[o.seq] = o
+        code = o.msg.code
+        if o.kind == "uplink":
+            o.keys = (_up_key(o.msg),)
+        elif o.kind == "downlink":
+            o.keys = (("to", code, o.to), ("rcpt", code, o.recipient))
+        else:
+            o.keys = (("discard", code, o.msg.payload),)
+            self._discards += 1
+        for k in o.keys:
+            self._index.setdefault(k, {})[o.seq] = o
+        if o.kind != "discard":
+            heapq.heappush(self._deadlines, (o.deadline, o.seq))
+
+    def _drop(self, o: _Open) -> None:
+        del self.open[o.seq]
+        if o.kind == "discard":
+            self._discards -= 1
+        for k in o.keys:
+            bucket = self._index[k]
+            del bucket[o.seq]
+            if not bucket:
+                del self._index[k]
+
+    def _candidates(self, f: Frame, msg: codec.CoapMessage) -> list[_Open]:
+        """The open exchanges a datagram from the relay may be the copy of, oldest first."""
+        index, code = self._index, msg.code
+        found = []
+        if f.src == self.t.uu:
+            found.append(index.get(_up_key(msg)))
+        if f.src == self.t.pc5:
+            found.append(index.get(("to", code, f.dst)))
+            found.append(index.get(("rcpt", code, _recipient(msg, self.p) or "")))
+            if self._discards:
+                found.append(index.get(("discard", code, msg.payload)))
+        buckets = [b for b in found if b]
+        if not buckets:
+            return []
+        first = buckets[0]
+        if all(b.keys() == first.keys() for b in buckets[1:]):  # one bucket, or the same opens twice
+            return list(first.values())  # filed in the order they opened
+        found_by_seq = {o.seq: o for b in buckets for o in b.values()}
+        return [found_by_seq[n] for n in sorted(found_by_seq)]
+
+    def _repeated(self, f: Frame, msg: codec.CoapMessage) -> bool:
+        """Whether a CON/NON is a copy of one its sender sent within MAX_TRANSMIT_SPAN."""
+        seen, keys, times = self.seen, self._seen_keys, self._seen_times
+        cutoff, head = f.when - self.span_s, self._seen_head
+        while head < len(times) and times[head] < cutoff:
+            seen.discard(keys[head])
+            head += 1
+        if head > 4096 and head * 2 > len(times):  # the forgotten half goes
+            del keys[:head]
+            del times[:head]
+            head = 0
+        self._seen_head = head
+        key = hash((f.src, f.dst, msg.mid, f.payload))  # 64 bits: a collision is negligible
+        if key in seen:
+            return True
+        seen.add(key)
+        keys.append(key)
+        times.append(f.when)
+        return False
 
     def mine(self, f: Frame) -> bool:
-        ends = self.t.sut_endpoints()
-        return f.src in ends or f.dst in ends
+        return f.src in self._ends or f.dst in self._ends
 
-    def tick(self, when: float) -> Iterator[Judgement]:
+    def tick(self, when: float) -> Iterable[Judgement]:
         """Time goes on (any frame of the capture): waits that expired close."""
-        self.last_when = max(self.last_when, when)
-        yield from self._expire(when)
+        if when > self.last_when:
+            self.last_when = when
+        if not self._deadlines or self._deadlines[0][0] >= when:
+            return ()  # the common case, decided without a generator
+        return list(self._expire(when))
 
     def feed(self, f: Frame) -> Iterator[Judgement]:
         self.frames += 1
-        from_sut = f.src in (self.t.pc5, self.t.uu)
+        src = f.src
+        from_sut = src == self._pc5 or src == self._uu
         try:
             msg = codec.parse(f.payload)
         except codec.MalformedDatagram as exc:
@@ -161,38 +275,35 @@ class RelayAnalysis:
                 topology=self.t.name,
             )
             return
-        key = (f.src, msg.mid)
-        if msg.mtype in (MessageType.CON, MessageType.NON) and key in self.seen_mids:
+        if msg.mtype <= MessageType.NON and self._repeated(f, msg):  # CON (0) or NON (1)
             return  # a retransmission: judged once
-        if msg.mtype in (MessageType.CON, MessageType.NON):
-            self.seen_mids.add(key)
         if from_sut:
             yield from self._from_relay(f, msg)
-        elif f.dst == self.t.pc5:
+        elif f.dst == self._pc5:
             self._uplink_request(f, msg)
-        elif f.dst == self.t.uu and f.src[0] == self.t.scms[0]:
+        elif f.dst == self._uu and src[0] == self._scms_host:
             yield from self._downlink_response(f, msg)
 
     def _uplink_request(self, f: Frame, msg: codec.CoapMessage) -> None:
         if msg.code != Code.GET or f.dst[1] != self.p.port:
             return  # REQ-RELAY-UL-2 (open reading): every legal choice passes
-        if self.p.port_match in ("source", "both") and f.src[1] != self.p.port:
+        if self._source_port and f.src[1] != self.p.port:
             return
         recipient = _recipient(msg, self.p)
         if recipient != self.t.scms_recipient:
             return
-        self.open.append(_Open("uplink", f, msg, recipient, f.when + self.wait_s, self.t.scms, UL))
+        self._add(_Open("uplink", f, msg, recipient, f.when + self.wait_s, self.t.scms, UL))
 
     def _downlink_response(self, f: Frame, msg: codec.CoapMessage) -> Iterator[Judgement]:
         if not 0x40 <= msg.code <= 0xBF:
             return
-        if self.p.port_match in ("source", "both") and f.src[1] != self.p.port:
-            self.open.append(_Open("discard", f, msg, "", 0.0, None, DISCARD, "not from UDP port 65401"))
+        if self._source_port and f.src[1] != self.p.port:
+            self._add(_Open("discard", f, msg, "", 0.0, None, DISCARD, "not from UDP port 65401"))
             return
         recipient = _recipient(msg, self.p)
         if msg.code not in self.p.relayed_codes:
             if self.p.reading("other_response_codes") == "discard":
-                self.open.append(
+                self._add(
                     _Open(
                         "discard",
                         f,
@@ -205,10 +316,10 @@ class RelayAnalysis:
                     )
                 )
             return
-        client = self.t.client_by_id(recipient) if recipient is not None else None
+        client = self._clients.get(recipient) if recipient is not None else None
         if client is None:
             why = "no recipient option" if recipient is None else f"recipient {recipient!r} names no linked client"
-            self.open.append(_Open("discard", f, msg, recipient or "", 0.0, None, DISCARD, why))
+            self._add(_Open("discard", f, msg, recipient or "", 0.0, None, DISCARD, why))
             return
         linked = client.linked_at(f.when)
         if linked is None:
@@ -223,9 +334,9 @@ class RelayAnalysis:
             )
             return
         if linked:
-            self.open.append(_Open("downlink", f, msg, recipient or "", f.when + self.wait_s, client.endpoint, DL))
+            self._add(_Open("downlink", f, msg, recipient or "", f.when + self.wait_s, client.endpoint, DL))
         else:
-            self.open.append(
+            self._add(
                 _Open(
                     "discard",
                     f,
@@ -241,11 +352,9 @@ class RelayAnalysis:
     def _from_relay(self, f: Frame, msg: codec.CoapMessage) -> Iterator[Judgement]:
         if (msg.mtype == MessageType.ACK and msg.code == 0) or msg.mtype == MessageType.RST:
             return
-        for o in list(self.open):
+        for o in self._candidates(f, msg):
             if o.kind == "uplink" and f.src == self.t.uu and f.dst == o.to and msg.code == o.msg.code:
-                if msg.uri_path() != o.msg.uri_path() or msg.uri_query() != o.msg.uri_query():
-                    continue
-                self.open.remove(o)
+                self._drop(o)
                 yield self._copied(o, f, msg, "GET relayed uplink")
                 return
             if (
@@ -254,7 +363,7 @@ class RelayAnalysis:
                 and msg.code == o.msg.code
                 and (f.dst == o.to or _recipient(msg, self.p) == o.recipient)
             ):
-                self.open.remove(o)
+                self._drop(o)
                 if f.dst != o.to:
                     yield Judgement(
                         f"{code_name(o.msg.code)} relayed downlink",
@@ -269,7 +378,7 @@ class RelayAnalysis:
                 yield self._copied(o, f, msg, f"{code_name(o.msg.code)} relayed downlink")
                 return
             if o.kind == "discard" and f.src == self.t.pc5 and msg.code == o.msg.code and msg.payload == o.msg.payload:
-                self.open.remove(o)
+                self._drop(o)
                 after = (f.when - o.frame.when) * 1000
                 yield Judgement(
                     f"{code_name(o.msg.code)} to be discarded",
@@ -307,8 +416,12 @@ class RelayAnalysis:
         )
 
     def _expire(self, now: float) -> Iterator[Judgement]:
-        for o in [o for o in self.open if o.kind != "discard" and o.deadline < now]:
-            self.open.remove(o)
+        while self._deadlines and self._deadlines[0][0] < now:
+            _, seq = heapq.heappop(self._deadlines)
+            o = self.open.get(seq)
+            if o is None:  # closed by its copy
+                continue
+            self._drop(o)
             what = "GET not relayed uplink" if o.kind == "uplink" else f"{code_name(o.msg.code)} not relayed downlink"
             req = ("REQ-RELAY-UL-1",) if o.kind == "uplink" else ("REQ-RELAY-DL-1",)
             yield Judgement(
@@ -323,7 +436,7 @@ class RelayAnalysis:
 
     def finish(self) -> Iterator[Judgement]:
         """The end of the trace: discards proved over the rest of it; waits it cut short."""
-        for o in self.open:
+        for o in self.open.values():
             rest = self.last_when - o.frame.when
             if o.kind == "discard":
                 ms = rest * 1000
@@ -361,13 +474,36 @@ class RelayAnalysis:
                     o.frame.when,
                     topology=self.t.name,
                 )
-        self.open = []
+        self.open = {}
+        self._index = {}
+        self._deadlines = []
+        self._discards = 0
+
+
+class _Sink(list[Judgement]):
+    """Hands each judgement to a callable as it is made and keeps none: a long trace's verdicts
+    are written as they come, not held."""
+
+    def __init__(self, take: Callable[[Judgement], None]) -> None:
+        super().__init__()
+        self.take = take
+
+    def append(self, j: Judgement) -> None:
+        self.take(j)
+
+    def extend(self, js: Iterable[Judgement]) -> None:
+        for j in js:
+            self.take(j)
 
 
 def analyse(
-    frames: Iterable[Frame | Problem], topologies: list[Topology], profile: Profile
+    frames: Iterable[Frame | Problem],
+    topologies: list[Topology],
+    profile: Profile,
+    sink: Callable[[Judgement], None] | None = None,
 ) -> tuple[list[Judgement], int, int]:
-    """Judge one capture; returns (judgements, frames judged, CoAP-looking frames of the role map)."""
+    """Judge one capture; returns (judgements, frames judged, CoAP-looking frames of the role map).
+    With ``sink``, each judgement goes to it as it is made and the list returned is empty."""
     from msgin5g_conformance.analyze.cue import CueAnalysis  # they import this module's names
     from msgin5g_conformance.analyze.gateway import GatewayAnalysis
 
@@ -377,7 +513,7 @@ def analyse(
         "constrained-ue": CueAnalysis,
     }
     analyses = [kinds[t.role](t, profile) for t in topologies]
-    out: list[Judgement] = []
+    out: list[Judgement] = [] if sink is None else _Sink(sink)
     matched = 0
     for item in frames:
         if isinstance(item, Problem):

@@ -58,9 +58,13 @@ def _short(text: str, limit: int = LABEL_MAX) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
 
+SUT_PREFIXES = ("sut.", "relay.", "gateway.")  # relay.pc5, gateway.uu: an offline analysis's role-map names
+
+
 def is_sut(node: str) -> bool:
-    """True for the SUT's own endpoints (``sut``, ``sut.pc5``, ``sut.uu``, ...)."""
-    return node == "sut" or node.startswith("sut.")
+    """True for the SUT's own endpoints (``sut``, ``sut.pc5``, ``sut.uu``, ...; an analysed
+    capture's ``relay.pc5``, ``gateway.uu``)."""
+    return node == "sut" or node.startswith(SUT_PREFIXES)
 
 
 def _rank(node: str) -> tuple[int, int, str]:
@@ -69,7 +73,7 @@ def _rank(node: str) -> tuple[int, int, str]:
     if node.startswith("cue"):
         return (0, 0, node)
     if is_sut(node):
-        side = {"sut.pc5": 0, "sut.cue": 1, "sut": 2, "sut.uu": 3}.get(node, 2)
+        side = {"pc5": 0, "cue": 1, "uu": 3}.get(node.partition(".")[2], 2)  # sut.pc5, relay.pc5: PC5 first
         return (2, side, node)
     if node.startswith("scm"):
         return (3, 0, node)
