@@ -121,3 +121,36 @@ def test_bad_files_are_named_errors(tmp_path: Path, content: bytes, words: str) 
         list(iter_capture(path))
     assert words in str(err.value).lower()
     assert str(path) in str(err.value)
+
+
+def pcapng(blocks: list[tuple[int, bytes]]) -> bytes:
+    """A pcapng file: a section header, then (type, body) blocks with their two length fields."""
+
+    def block(btype: int, body: bytes) -> bytes:
+        body += b"\0" * (-len(body) % 4)
+        size = 12 + len(body)
+        return struct.pack("<II", btype, size) + body + struct.pack("<I", size)
+
+    shb = block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1))
+    return shb + b"".join(block(t, b) for t, b in blocks)
+
+
+def test_a_corrupt_pcapng_block_is_named_with_its_offset(tmp_path: Path) -> None:
+    """A pcapng block whose trailing length differs from its leading one: a named error at that
+    block's byte offset, after the packets before it were read."""
+    frame = ipv4("127.0.0.1", "127.0.0.2", udp(65401, 65401, b"\x40\x01\x00\x01"))
+    idb = (1, struct.pack("<HHI", 228, 0, 65535))  # raw IPv4
+    epb = (6, struct.pack("<IIIII", 0, 0, 0, len(frame), len(frame)) + frame)
+    good = pcapng([idb, epb])
+    broken = bytearray(pcapng([idb, epb, epb]))
+    second = len(good)
+    struct.pack_into("<I", broken, len(broken) - 4, 0xFFF0)  # the last block's trailing copy
+    path = tmp_path / "corrupt.pcapng"
+    path.write_bytes(bytes(broken))
+    seen = []
+    with pytest.raises(CaptureFileError) as err:
+        for item in iter_capture(path):
+            seen.append(item)
+    assert len(seen) == 1 and isinstance(seen[0], Frame)
+    assert err.value.offset == second, str(err.value)
+    assert "does not match its trailing copy" in str(err.value) and str(path) in str(err.value)
