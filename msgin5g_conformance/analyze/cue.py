@@ -28,6 +28,7 @@ from pathlib import Path
 
 from msgin5g_conformance.analyze.capture import Frame
 from msgin5g_conformance.analyze.checks import FORMAT, Judgement, RecentMids, _recipient
+from msgin5g_conformance.analyze.frames import first_look
 from msgin5g_conformance.analyze.roles import Address, Topology
 from msgin5g_conformance.engine.verdict import Verdict
 from msgin5g_conformance.schemacheck import file_validator
@@ -98,23 +99,10 @@ class CueAnalysis:
     def feed(self, f: Frame) -> Iterator[Judgement]:
         self.frames += 1
         from_sut = f.src[0] == self.cue[0]
-        try:
-            msg = codec.parse(f.payload)
-        except codec.MalformedDatagram as exc:
-            if from_sut:
-                yield self._j(
-                    "datagram from the constrained UE",
-                    Verdict.FAIL,
-                    f"not a well-formed CoAP message: {exc}",
-                    FORMAT,
-                    [f.number],
-                    f.when,
-                )
-            return
-        if f.truncated:
-            yield self._j(
-                "truncated frame", Verdict.INCONCLUSIVE, "the capture cut this frame short", (), [f.number], f.when
-            )
+        msg = first_look(f, from_sut, "the constrained UE", self.t.name)
+        if not isinstance(msg, codec.CoapMessage):
+            if msg is not None:
+                yield msg
             return
         if msg.mtype in (MessageType.CON, MessageType.NON) and self.mids.repeated((f.src, msg.mid), f.when):
             return  # a retransmission: judged once

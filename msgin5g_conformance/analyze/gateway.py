@@ -38,6 +38,7 @@ from typing import Any
 
 from msgin5g_conformance.analyze.capture import Frame
 from msgin5g_conformance.analyze.checks import FORMAT, Judgement, RecentMids, _recipient
+from msgin5g_conformance.analyze.frames import first_look
 from msgin5g_conformance.analyze.roles import Address, Topology
 from msgin5g_conformance.engine.verdict import Verdict
 from msgin5g_conformance.spec.templates import Bindings, json_same, judge_other_options, load_json
@@ -163,23 +164,10 @@ class GatewayAnalysis:
     def feed(self, f: Frame) -> Iterator[Judgement]:
         self.frames += 1
         from_sut = f.src[0] in (self.pc5[0], self.uu[0])
-        try:
-            msg = codec.parse(f.payload)
-        except codec.MalformedDatagram as exc:
-            if from_sut:
-                yield self._j(
-                    "datagram from the gateway",
-                    Verdict.FAIL,
-                    f"not a well-formed CoAP message: {exc}",
-                    FORMAT,
-                    [f.number],
-                    f.when,
-                )
-            return
-        if f.truncated:
-            yield self._j(
-                "truncated frame", Verdict.INCONCLUSIVE, "the capture cut this frame short", (), [f.number], f.when
-            )
+        msg = first_look(f, from_sut, "the gateway", self.t.name)
+        if not isinstance(msg, codec.CoapMessage):
+            if msg is not None:
+                yield msg
             return
         if msg.mtype == MessageType.RST or msg.code == 0:
             return  # empty ACKs, Resets and pings carry no exchange of these rules
