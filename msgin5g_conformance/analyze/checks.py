@@ -74,11 +74,21 @@ def _recipient(msg: codec.CoapMessage, profile: Profile) -> str | None:
 
 def _fields(msg: codec.CoapMessage, profile: Profile) -> tuple[object, ...]:
     """What a relay must carry unchanged: code, Uri-Path, Uri-Query, recipient, Content-Format, payload."""
-    return (msg.code, msg.uri_path(), msg.uri_query(), _recipient(msg, profile), msg.content_format(), msg.payload)
+    compared = (11, 15, 12, profile.recipient_option)  # Uri-Path, Uri-Query, Content-Format, recipient
+    others = tuple(sorted((n, v) for n, v in msg.options if n not in compared))
+    return (
+        msg.code,
+        msg.uri_path(),
+        msg.uri_query(),
+        _recipient(msg, profile),
+        msg.content_format(),
+        msg.payload,
+        others,
+    )
 
 
 def _differences(want: codec.CoapMessage, got: codec.CoapMessage, profile: Profile) -> list[str]:
-    names = ("code", "Uri-Path", "Uri-Query", "recipient option", "Content-Format", "payload")
+    names = ("code", "Uri-Path", "Uri-Query", "recipient option", "Content-Format", "payload", "other options")
     return [n for n, a, b in zip(names, _fields(want, profile), _fields(got, profile), strict=True) if a != b]
 
 
@@ -97,10 +107,12 @@ class RelayAnalysis:
 
     def mine(self, f: Frame) -> bool:
         ends = self.t.sut_endpoints()
-        return f.src in ends or f.dst in ends
+        return (f.src in ends or f.dst in ends) and self.t.watches(f.when)
 
     def tick(self, when: float) -> Iterator[Judgement]:
         """Time goes on (any frame of the capture): waits that expired close."""
+        if self.t.observed is not None:  # past the end of the topology's time its addresses are not watched
+            when = min(when, self.t.observed[1])
         self.last_when = max(self.last_when, when)
         yield from self._expire(when)
 
@@ -226,12 +238,13 @@ class RelayAnalysis:
                 and (f.dst == o.to or _recipient(msg, self.p) == o.recipient)
             ):
                 self.open.remove(o)
-                if f.dst != o.to:
+                if f.dst != o.to or msg.mtype == MessageType.ACK:
+                    where = f"delivered to {f.dst[0]}:{f.dst[1]}, not to the named client {o.to}"
                     yield Judgement(
                         f"{code_name(o.msg.code)} relayed downlink",
                         Verdict.FAIL,
-                        f"delivered to {f.dst[0]}:{f.dst[1]}, not to the named client {o.to}",
-                        ("REQ-RELAY-DL-1",),
+                        where if f.dst != o.to else "relayed as an ACK, which answers no CON of the client",
+                        o.requirements,
                         [o.frame.number, f.number],
                         o.frame.when,
                         topology=self.t.name,
@@ -252,6 +265,19 @@ class RelayAnalysis:
                     topology=self.t.name,
                 )
                 return
+        if msg.mtype != MessageType.ACK:  # an ACK answers a CON sent to the relay
+            # a message no exchange accounts for: a request goes uplink to the SCM-S only, a
+            # response downlink to the client it names only (as the live run's end-of-case check)
+            request = 0 < msg.code < 0x20
+            yield Judgement(
+                "message from the relay",
+                Verdict.FAIL,
+                f"{code_name(msg.code)} to {f.dst[0]}:{f.dst[1]} that no exchange of the trace accounts for",
+                ("REQ-RELAY-UL-1",) if request else ("REQ-RELAY-DL-1",),
+                [f.number],
+                f.when,
+                topology=self.t.name,
+            )
 
     def _copied(self, o: _Open, f: Frame, msg: codec.CoapMessage, title: str) -> Judgement:
         diff = _differences(o.msg, msg, self.p)
@@ -261,7 +287,7 @@ class RelayAnalysis:
                 title,
                 Verdict.FAIL,
                 f"altered when relayed: {', '.join(diff)} differ",
-                ("REQ-RELAY-TERM-1",),
+                o.requirements,  # as the live check of the copy: it decides both
                 frames,
                 o.frame.when,
                 topology=self.t.name,
@@ -281,7 +307,7 @@ class RelayAnalysis:
         for o in [o for o in self.open if o.kind != "discard" and o.deadline < now]:
             self.open.remove(o)
             what = "GET not relayed uplink" if o.kind == "uplink" else f"{code_name(o.msg.code)} not relayed downlink"
-            req = ("REQ-RELAY-UL-1",) if o.kind == "uplink" else ("REQ-RELAY-DL-1",)
+            req = o.requirements  # as the live check of the copy: it decides both
             yield Judgement(
                 what,
                 Verdict.FAIL,
@@ -294,6 +320,8 @@ class RelayAnalysis:
 
     def finish(self) -> Iterator[Judgement]:
         """The end of the trace: discards proved over the rest of it; waits it cut short."""
+        if self.t.observed is not None:  # the trace went on, silent, until the capture's end
+            yield from self.tick(self.t.observed[1])
         for o in self.open:
             rest = self.last_when - o.frame.when
             if o.kind == "discard":
