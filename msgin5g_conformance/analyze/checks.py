@@ -60,6 +60,9 @@ class _Open:
     requirements: tuple[str, ...] = ()
     why: str = ""
     seen: list[int] = field(default_factory=list)
+    # an altered copy: judged when the wait ends, unless an intact copy comes first (a relay that
+    # floods look-alikes may still relay the message itself, which the live check finds)
+    near: tuple[Frame, codec.CoapMessage] | None = None
 
 
 def _recipient(msg: codec.CoapMessage, profile: Profile) -> str | None:
@@ -74,8 +77,7 @@ def _recipient(msg: codec.CoapMessage, profile: Profile) -> str | None:
 
 def _fields(msg: codec.CoapMessage, profile: Profile) -> tuple[object, ...]:
     """What a relay must carry unchanged: code, Uri-Path, Uri-Query, recipient, Content-Format, payload."""
-    compared = (11, 15, 12, profile.recipient_option)  # Uri-Path, Uri-Query, Content-Format, recipient
-    others = tuple(sorted((n, v) for n, v in msg.options if n not in compared))
+    every = tuple(sorted(msg.options))  # as encoded: 50 in two bytes is not the 50 the sender wrote
     return (
         msg.code,
         msg.uri_path(),
@@ -83,12 +85,12 @@ def _fields(msg: codec.CoapMessage, profile: Profile) -> tuple[object, ...]:
         _recipient(msg, profile),
         msg.content_format(),
         msg.payload,
-        others,
+        every,
     )
 
 
 def _differences(want: codec.CoapMessage, got: codec.CoapMessage, profile: Profile) -> list[str]:
-    names = ("code", "Uri-Path", "Uri-Query", "recipient option", "Content-Format", "payload", "other options")
+    names = ("code", "Uri-Path", "Uri-Query", "recipient option", "Content-Format", "payload", "options as encoded")
     return [n for n, a, b in zip(names, _fields(want, profile), _fields(got, profile), strict=True) if a != b]
 
 
@@ -132,6 +134,8 @@ class RelayAnalysis:
                     f.when,
                     topology=self.t.name,
                 )
+                if f.src == self.t.pc5:
+                    yield from self._malformed_during_discard(f)
             return
         if f.truncated:
             yield Judgement(
@@ -228,6 +232,9 @@ class RelayAnalysis:
             if o.kind == "uplink" and f.src == self.t.uu and f.dst == o.to and msg.code == o.msg.code:
                 if msg.uri_path() != o.msg.uri_path() or msg.uri_query() != o.msg.uri_query():
                     continue
+                if _differences(o.msg, msg, self.p):
+                    o.near = o.near or (f, msg)
+                    return
                 self.open.remove(o)
                 yield self._copied(o, f, msg, "GET relayed uplink")
                 return
@@ -237,6 +244,9 @@ class RelayAnalysis:
                 and msg.code == o.msg.code
                 and (f.dst == o.to or _recipient(msg, self.p) == o.recipient)
             ):
+                if f.dst == o.to and msg.mtype != MessageType.ACK and _differences(o.msg, msg, self.p):
+                    o.near = o.near or (f, msg)
+                    return
                 self.open.remove(o)
                 if f.dst != o.to or msg.mtype == MessageType.ACK:
                     where = f"delivered to {f.dst[0]}:{f.dst[1]}, not to the named client {o.to}"
@@ -279,6 +289,25 @@ class RelayAnalysis:
                 topology=self.t.name,
             )
 
+    def _malformed_during_discard(self, f: Frame) -> Iterator[Judgement]:
+        """A malformed datagram from the PC5 side while a discard is being proved: the trace cannot
+        tell that it is not the discarded message, mangled (the live absence check fails on it too)."""
+        for o in [o for o in self.open if o.kind == "discard"]:
+            self.open.remove(o)
+            yield Judgement(
+                f"{code_name(o.msg.code)} to be discarded",
+                Verdict.FAIL,
+                f"a malformed datagram went from the relay to {f.dst[0]}:{f.dst[1]} "
+                f"{(f.when - o.frame.when) * 1000:.0f} ms later ({o.why})",
+                o.requirements,
+                [o.frame.number, f.number],
+                o.frame.when,
+                topology=self.t.name,
+            )
+
+    def _title(self, o: _Open) -> str:
+        return "GET relayed uplink" if o.kind == "uplink" else f"{code_name(o.msg.code)} relayed downlink"
+
     def _copied(self, o: _Open, f: Frame, msg: codec.CoapMessage, title: str) -> Judgement:
         diff = _differences(o.msg, msg, self.p)
         frames = [o.frame.number, f.number]
@@ -306,6 +335,9 @@ class RelayAnalysis:
     def _expire(self, now: float) -> Iterator[Judgement]:
         for o in [o for o in self.open if o.kind != "discard" and o.deadline < now]:
             self.open.remove(o)
+            if o.near is not None:
+                yield self._copied(o, *o.near, self._title(o))
+                continue
             what = "GET not relayed uplink" if o.kind == "uplink" else f"{code_name(o.msg.code)} not relayed downlink"
             req = o.requirements  # as the live check of the copy: it decides both
             yield Judgement(
@@ -349,6 +381,8 @@ class RelayAnalysis:
                         ms,
                         self.t.name,
                     )
+            elif o.near is not None:
+                yield self._copied(o, *o.near, self._title(o))
             else:
                 yield Judgement(
                     f"{'GET' if o.kind == 'uplink' else code_name(o.msg.code)} relayed",

@@ -62,6 +62,8 @@ def topology(run: CaseRun, capture: str, end: float) -> dict[str, Any]:
     a = run.addresses
     role = run.case.role
     scms = {**_endpoint(a.address("scms")), "recipient": profile.address_of("scms")}
+    if run.recorder.overflowed and run.recorder.datagrams:  # the capture stopped at its limit
+        end = run.recorder.datagrams[-1].time
     out: dict[str, Any] = {"name": run.case.id, "capture": capture, "observed": _interval(run.began_wall, end, end)}
     sut = a.sut_endpoints()
     if role == "constrained-ue":
