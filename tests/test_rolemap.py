@@ -186,3 +186,17 @@ def test_the_disagreement_table_is_narrow(fast_profile: Profile) -> None:
         for req in judgeable:
             left = [cid for cid, c in cases[role].items() if req in _named(c) and (role, cid, req) not in DISAGREE]
             assert left, f"{role} {req}: every case that judges it is excused from the comparison"
+
+
+def test_the_probe_s_link_is_recorded(fast_profile: Profile, tmp_path: Path) -> None:
+    """A role-independent case run in the relay role links the probe's client itself (the probe's
+    relay exchange): the role map says so, and the offline analysis passes that exchange."""
+    from msgin5g_conformance.spec.loader import load_testcases
+
+    (case,) = [c for c in load_testcases(TESTCASES / "coap" / "COAP-PING-001.yaml", fast_profile) if c.role == "relay"]
+    with Session(fast_profile, make_adapter("reference"), pcap_dir=tmp_path) as session:
+        assert session.run_case(case).verdict is Verdict.PASS
+    (t,) = load_roles(tmp_path / FILE).topologies
+    linked = [c for c in t.clients if c.links]
+    assert linked and all(c.links[0][0] > t.observed[0] for c in linked)  # type: ignore[index]
+    assert analyze_run.cmd_analyze([str(tmp_path)], str(tmp_path / FILE), None, str(tmp_path / "an")) == 0
