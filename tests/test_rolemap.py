@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from pathlib import Path
@@ -200,3 +201,68 @@ def test_the_probe_s_link_is_recorded(fast_profile: Profile, tmp_path: Path) -> 
     linked = [c for c in t.clients if c.links]
     assert linked and all(c.links[0][0] > t.observed[0] for c in linked)  # type: ignore[index]
     assert analyze_run.cmd_analyze([str(tmp_path)], str(tmp_path / FILE), None, str(tmp_path / "an")) == 0
+
+
+def test_the_relay_rules_the_comparison_added(tmp_path: Path) -> None:
+    """What the live-vs-offline comparison made the offline relay checks see: an intact copy after a
+    look-alike passes; a copy as an ACK, or with an option encoded otherwise, fails; a message no
+    exchange accounts for fails; and `observed` lets a wait run out inside the trace."""
+    from msgin5g_conformance.wire import codec
+    from msgin5g_conformance.wire.numbers import Code, MessageType
+
+    from .test_analyze import CUE1, PC5, SCMS, UU, msg, run, verdicts
+
+    def ack(m: bytes) -> bytes:
+        return bytes([(m[0] & 0xCF) | 0x20]) + m[1:]
+
+    long_cf = codec.encode(
+        codec.CoapMessage(
+            MessageType.NON, Code.CONTENT, 12, b"\x01", ((12, b"\x00\x32"), (65003, b"cue1.msgin5g.example"))
+        )
+    )
+    short_cf = codec.encode(
+        codec.CoapMessage(MessageType.NON, Code.CONTENT, 4, b"\x01", ((12, b"\x32"), (65003, b"cue1.msgin5g.example")))
+    )
+    status, doc = run(
+        tmp_path,
+        [
+            (0.0, SCMS, UU, msg(Code.CONTENT, 2, "cue1.msgin5g.example", b"{}")),
+            (0.01, PC5, CUE1, msg(Code.CONTENT, 8, "cue1.msgin5g.example", b"{ }")),  # a look-alike
+            (0.02, PC5, CUE1, msg(Code.CONTENT, 9, "cue1.msgin5g.example", b"{}")),  # the copy
+            (0.1, SCMS, UU, msg(Code.CONTENT, 3, "cue1.msgin5g.example", b"[]")),
+            (0.11, PC5, CUE1, ack(msg(Code.CONTENT, 10, "cue1.msgin5g.example", b"[]"))),  # as an ACK
+            (0.2, SCMS, UU, short_cf),
+            (0.21, PC5, CUE1, long_cf),  # Content-Format 50 in two bytes
+            (0.3, UU, ("127.0.1.77", 65401), msg(Code.GET, 11, "scm-s.msgin5g.example", b"", ("x",))),  # to nobody
+            (2.0, SCMS, SCMS, b"x"),
+        ],
+    )
+    assert status == 1
+    got = verdicts(doc)
+    assert ("pass", ("REQ-RELAY-DL-1", "REQ-RELAY-TERM-1"), [1, 3]) in got
+    assert ("fail", ("REQ-RELAY-DL-1", "REQ-RELAY-TERM-1"), [4, 5]) in got
+    assert ("fail", ("REQ-RELAY-DL-1", "REQ-RELAY-TERM-1"), [6, 7]) in got
+    assert ("fail", ("REQ-RELAY-UL-1",), [8]) in got and len(got) == 4
+    # the same GET without a copy: inconclusive at the trace's last frame, failed when `observed` says
+    # the capture went on past the wait
+    roles = """\
+topologies:
+  - relay: {pc5: {address: 127.0.1.1, port: 65401}, uu: {address: 127.0.1.2, port: 65401}}
+    scms: {address: 127.0.1.5, port: 65401, recipient: scm-s.msgin5g.example}
+    observed: {from: 999.0, to: OBSERVED}
+"""
+    for to, want in (("1000.5", "inconclusive"), ("1003.0", "fail")):
+        folder = tmp_path / to
+        folder.mkdir()
+        from msgin5g_conformance.analyze.run import cmd_analyze
+        from msgin5g_conformance.wire.capture.pcap import write_pcap
+        from msgin5g_conformance.wire.capture.record import Datagram
+
+        write_pcap(
+            folder / "t.pcap",
+            [Datagram(0, 1000.0, CUE1, PC5, msg(Code.GET, 1, "scm-s.msgin5g.example", b"q", ("su-uc",)))],
+        )
+        (folder / "roles.yaml").write_text(roles.replace("OBSERVED", to), encoding="utf-8")
+        cmd_analyze([str(folder / "t.pcap")], str(folder / "roles.yaml"), None, str(folder / "out"))
+        (record,) = json.loads((folder / "out" / "results.json").read_text())["captures"].values()
+        assert [r["verdict"] for r in record] == [want]
