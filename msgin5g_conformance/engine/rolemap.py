@@ -161,8 +161,18 @@ class RoleMapWriter:
         self.add(run.case.id, render(topology(run, pcap.name, time.time())))
 
     def add(self, name: str, rendered: str) -> None:
+        self.add_many({name: rendered})
+
+    def merge_file(self, source: Path) -> None:
+        """Add every topology of another role map this harness wrote (a shard's, when runs merge)."""
+        found = _items(source.read_text(encoding="utf-8"))
+        if found is None:
+            raise OSError(f"{source}: not a role map written by a run")
+        self.add_many(found)
+
+    def add_many(self, rendered: dict[str, str]) -> None:
         with self._lock:
-            self._own[name] = rendered
+            self._own.update(rendered)
             self.folder.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.folder / _LOCK, os.O_CREAT | os.O_RDWR, 0o666)
             try:
