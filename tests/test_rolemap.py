@@ -242,7 +242,8 @@ def test_the_relay_rules_the_comparison_added(tmp_path: Path) -> None:
     assert ("pass", ("REQ-RELAY-DL-1", "REQ-RELAY-TERM-1"), [1, 3]) in got
     assert ("fail", ("REQ-RELAY-DL-1", "REQ-RELAY-TERM-1"), [4, 5]) in got
     assert ("fail", ("REQ-RELAY-DL-1", "REQ-RELAY-TERM-1"), [6, 7]) in got
-    assert ("fail", ("REQ-RELAY-UL-1",), [8]) in got and len(got) == 4
+    assert ("fail", ("REQ-RELAY-DL-1",), [2]) in got  # the look-alike: a message of its own
+    assert ("fail", ("REQ-RELAY-UL-1",), [8]) in got and len(got) == 5
     # the same GET without a copy: inconclusive at the trace's last frame, failed when `observed` says
     # the capture went on past the wait
     roles = """\

@@ -237,6 +237,8 @@ class RelayAnalysis:
                     return
                 self.open.remove(o)
                 yield self._copied(o, f, msg, "GET relayed uplink")
+                if o.near is not None:  # the look-alike before the copy is a message of its own
+                    yield self._unaccounted(*o.near)
                 return
             if (
                 o.kind == "downlink"
@@ -261,6 +263,8 @@ class RelayAnalysis:
                     )
                     return
                 yield self._copied(o, f, msg, f"{code_name(o.msg.code)} relayed downlink")
+                if o.near is not None:  # the look-alike before the copy is a message of its own
+                    yield self._unaccounted(*o.near)
                 return
             if o.kind == "discard" and f.src == self.t.pc5 and msg.code == o.msg.code and msg.payload == o.msg.payload:
                 self.open.remove(o)
@@ -276,18 +280,21 @@ class RelayAnalysis:
                 )
                 return
         if msg.mtype != MessageType.ACK:  # an ACK answers a CON sent to the relay
-            # a message no exchange accounts for: a request goes uplink to the SCM-S only, a
-            # response downlink to the client it names only (as the live run's end-of-case check)
-            request = 0 < msg.code < 0x20
-            yield Judgement(
-                "message from the relay",
-                Verdict.FAIL,
-                f"{code_name(msg.code)} to {f.dst[0]}:{f.dst[1]} that no exchange of the trace accounts for",
-                ("REQ-RELAY-UL-1",) if request else ("REQ-RELAY-DL-1",),
-                [f.number],
-                f.when,
-                topology=self.t.name,
-            )
+            yield self._unaccounted(f, msg)
+
+    def _unaccounted(self, f: Frame, msg: codec.CoapMessage) -> Judgement:
+        """A message no exchange accounts for: a request goes uplink to the SCM-S only, a response
+        downlink to the client it names only (as the live run's end-of-case check)."""
+        request = 0 < msg.code < 0x20
+        return Judgement(
+            "message from the relay",
+            Verdict.FAIL,
+            f"{code_name(msg.code)} to {f.dst[0]}:{f.dst[1]} that no exchange of the trace accounts for",
+            ("REQ-RELAY-UL-1",) if request else ("REQ-RELAY-DL-1",),
+            [f.number],
+            f.when,
+            topology=self.t.name,
+        )
 
     def _malformed_during_discard(self, f: Frame) -> Iterator[Judgement]:
         """A malformed datagram from the PC5 side while a discard is being proved: the trace cannot
