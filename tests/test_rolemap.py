@@ -267,3 +267,18 @@ topologies:
         cmd_analyze([str(folder / "t.pcap")], str(folder / "roles.yaml"), None, str(folder / "out"))
         (record,) = json.loads((folder / "out" / "results.json").read_text())["captures"].values()
         assert [r["verdict"] for r in record] == [want]
+
+
+def test_a_case_whose_sut_never_opened_has_no_topology(fast_profile: Profile) -> None:
+    """The SUT gave no endpoints (it did not open for the case, whose pcap is still written): the
+    role map leaves the case out rather than name addresses nobody had (and the case keeps its own
+    error instead of a harness error from the role map)."""
+
+    class NoEndpoints:
+        case = load_testcase(TESTCASES / "relay" / "RELAY-DL-001.yaml", fast_profile)
+        profile = fast_profile
+        addresses = type("A", (), {"sut_endpoints": staticmethod(dict)})()
+
+    from msgin5g_conformance.engine.rolemap import topology
+
+    assert topology(NoEndpoints(), "x.pcap", 0.0) is None  # type: ignore[arg-type]

@@ -56,11 +56,14 @@ def _endpoint(address: tuple[str, int]) -> dict[str, Any]:
     return {"address": address[0], "port": address[1]}
 
 
-def topology(run: CaseRun, capture: str, end: float) -> dict[str, Any]:
-    """The role-map topology of a case: what the tester knew of every node while the case ran."""
+def topology(run: CaseRun, capture: str, end: float) -> dict[str, Any] | None:
+    """The role-map topology of a case: what the tester knew of every node while the case ran
+    (None: the SUT never gave its endpoints for the case, so there is no topology to tell)."""
     profile = run.profile
     a = run.addresses
     role = run.case.role
+    if any(n not in a.sut_endpoints() for n in nodes.SUT_ENDPOINTS[role]):
+        return None
     scms = {**_endpoint(a.address("scms")), "recipient": profile.address_of("scms")}
     if run.recorder.overflowed and run.recorder.datagrams:  # the capture stopped at its limit
         end = run.recorder.datagrams[-1].time
@@ -158,7 +161,9 @@ class RoleMapWriter:
 
     def record(self, run: CaseRun, pcap: Path) -> None:
         """Add a finished case's topology (its pcap is written) and rewrite the file."""
-        self.add(run.case.id, render(topology(run, pcap.name, time.time())))
+        t = topology(run, pcap.name, time.time())
+        if t is not None:
+            self.add(run.case.id, render(t))
 
     def add(self, name: str, rendered: str) -> None:
         self.add_many({name: rendered})
