@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from msgin5g_conformance.analyze.roles import load_roles
 from msgin5g_conformance.report import rundir
 
 from .conftest import ROOT
@@ -217,6 +218,8 @@ def test_shards_of_one_sut_merge_into_one_report(two_runs: tuple[Path, list[Path
     own = {p.name: sha256(p) for s in shards for p in (s / "pcaps").glob("*.pcap")}
     assert {p["file"]: p["sha256"] for p in matrix["identity"]["pcaps"]} == own
     assert json.loads((target / "run.json").read_text())["merged_from"] == [s.name for s in shards]
+    # the shards' role maps, merged: a topology for every capture (analyze re-judges the whole run)
+    assert {t.capture for t in load_roles(target / "pcaps" / "roles.yaml").topologies} == set(own)
 
 
 def test_runs_of_different_suts_or_overlapping_runs_do_not_merge(two_runs: tuple[Path, list[Path], list[str]]) -> None:

@@ -25,6 +25,7 @@ from sut_adapters.faulty.expected.gateway import GW_SCALE
 from sut_adapters.faulty.expected.relay import RELAY_UNDER_DISCARD
 from sut_adapters.registry import CONFORMANT, FAULTY, make_adapter
 
+from . import offline_compare
 from .conftest import TESTCASES, profile_with
 
 ROLE_OF = {"relay_class": "relay", "gateway_class": "gateway", "cue_class": "constrained-ue"}
@@ -78,6 +79,8 @@ def test_suite_verdicts_against(role: str, sut: str, fast_profile: Profile, tmp_
         assert (tmp_path / f"{cid}.pcap").is_file()
         if result.verdict is not Verdict.PASS:
             assert result.decisive_step is not None
+    # the run's pcaps, re-judged offline with the roles.yaml it wrote, agree with the live verdicts
+    offline_compare.check(role, sut, got, tmp_path, fast_profile)
 
 
 def test_a_foreach_waits_once_for_a_defective_sut(fast_profile: Profile) -> None:

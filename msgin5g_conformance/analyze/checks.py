@@ -69,6 +69,9 @@ class _Open:
     seen: list[int] = field(default_factory=list)
     seq: int = 0  # the order it opened in (set by RelayAnalysis._add)
     keys: tuple[tuple[object, ...], ...] = ()  # where RelayAnalysis._index files it
+    # an altered copy: judged when the wait ends, unless an intact copy comes first (a relay that
+    # floods look-alikes may still relay the message itself, which the live check finds)
+    near: tuple[Frame, codec.CoapMessage] | None = None
 
 
 EXCHANGE_LIFETIME_S = 247.0  # RFC 7252 4.8.2 with the default transmission parameters
@@ -107,7 +110,16 @@ def _recipient(msg: codec.CoapMessage, profile: Profile) -> str | None:
 
 def _fields(msg: codec.CoapMessage, profile: Profile) -> tuple[object, ...]:
     """What a relay must carry unchanged: code, Uri-Path, Uri-Query, recipient, Content-Format, payload."""
-    return (msg.code, msg.uri_path(), msg.uri_query(), _recipient(msg, profile), msg.content_format(), msg.payload)
+    every = tuple(sorted(msg.options))  # as encoded: 50 in two bytes is not the 50 the sender wrote
+    return (
+        msg.code,
+        msg.uri_path(),
+        msg.uri_query(),
+        _recipient(msg, profile),
+        msg.content_format(),
+        msg.payload,
+        every,
+    )
 
 
 # RFC 7252 4.8.2 MAX_TRANSMIT_SPAN with the defaults (ACK_TIMEOUT 2 s, ACK_RANDOM_FACTOR 1.5):
@@ -122,18 +134,10 @@ def _up_key(msg: codec.CoapMessage) -> tuple[object, ...]:
     return ("up", msg.code, paths, tuple(msg.option_values(OptionNumber.URI_QUERY)))
 
 
-def _carried(msg: codec.CoapMessage, profile: Profile) -> tuple[object, ...]:
-    """The raw form of :func:`_fields`: equal raw options and payload mean equal fields."""
-    numbers = (OptionNumber.URI_PATH, OptionNumber.URI_QUERY, OptionNumber.CONTENT_FORMAT, profile.recipient_option)
-    return (msg.code, msg.payload, [o for o in msg.options if o[0] in numbers])
-
-
 def _differences(want: codec.CoapMessage, got: codec.CoapMessage, profile: Profile) -> list[str]:
     if want.options == got.options and want.payload == got.payload and want.code == got.code:
         return []  # copied byte for byte: the commonest case
-    if _carried(want, profile) == _carried(got, profile):
-        return []  # the common case, without decoding
-    names = ("code", "Uri-Path", "Uri-Query", "recipient option", "Content-Format", "payload")
+    names = ("code", "Uri-Path", "Uri-Query", "recipient option", "Content-Format", "payload", "options as encoded")
     return [n for n, a, b in zip(names, _fields(want, profile), _fields(got, profile), strict=True) if a != b]
 
 
@@ -238,10 +242,12 @@ class RelayAnalysis:
         return False
 
     def mine(self, f: Frame) -> bool:
-        return f.src in self._ends or f.dst in self._ends
+        return (f.src in self._ends or f.dst in self._ends) and self.t.watches(f.when)
 
     def tick(self, when: float) -> Iterable[Judgement]:
         """Time goes on (any frame of the capture): waits that expired close."""
+        if self.t.observed is not None:  # past the end of the topology's time its addresses are not watched
+            when = min(when, self.t.observed[1])
         if when > self.last_when:
             self.last_when = when
         if not self._deadlines or self._deadlines[0][0] >= when:
@@ -265,6 +271,8 @@ class RelayAnalysis:
                     f.when,
                     topology=self.t.name,
                 )
+                if f.src == self.t.pc5:
+                    yield from self._malformed_during_discard(f)
             return
         if f.truncated:
             yield Judgement(
@@ -356,8 +364,15 @@ class RelayAnalysis:
             return
         for o in self._candidates(f, msg):
             if o.kind == "uplink" and f.src == self.t.uu and f.dst == o.to and msg.code == o.msg.code:
+                if msg.uri_path() != o.msg.uri_path() or msg.uri_query() != o.msg.uri_query():
+                    continue
+                if _differences(o.msg, msg, self.p):
+                    o.near = o.near or (f, msg)
+                    return
                 self._drop(o)
                 yield self._copied(o, f, msg, "GET relayed uplink")
+                if o.near is not None:  # the look-alike before the copy is a message of its own
+                    yield self._unaccounted(*o.near)
                 return
             if (
                 o.kind == "downlink"
@@ -365,19 +380,25 @@ class RelayAnalysis:
                 and msg.code == o.msg.code
                 and (f.dst == o.to or _recipient(msg, self.p) == o.recipient)
             ):
+                if f.dst == o.to and msg.mtype != MessageType.ACK and _differences(o.msg, msg, self.p):
+                    o.near = o.near or (f, msg)
+                    return
                 self._drop(o)
-                if f.dst != o.to:
+                if f.dst != o.to or msg.mtype == MessageType.ACK:
+                    where = f"delivered to {f.dst[0]}:{f.dst[1]}, not to the named client {o.to}"
                     yield Judgement(
                         f"{code_name(o.msg.code)} relayed downlink",
                         Verdict.FAIL,
-                        f"delivered to {f.dst[0]}:{f.dst[1]}, not to the named client {o.to}",
-                        ("REQ-RELAY-DL-1",),
+                        where if f.dst != o.to else "relayed as an ACK, which answers no CON of the client",
+                        o.requirements,
                         [o.frame.number, f.number],
                         o.frame.when,
                         topology=self.t.name,
                     )
                     return
                 yield self._copied(o, f, msg, f"{code_name(o.msg.code)} relayed downlink")
+                if o.near is not None:  # the look-alike before the copy is a message of its own
+                    yield self._unaccounted(*o.near)
                 return
             if o.kind == "discard" and f.src == self.t.pc5 and msg.code == o.msg.code and msg.payload == o.msg.payload:
                 self._drop(o)
@@ -392,6 +413,43 @@ class RelayAnalysis:
                     topology=self.t.name,
                 )
                 return
+        if msg.mtype != MessageType.ACK:  # an ACK answers a CON sent to the relay
+            yield self._unaccounted(f, msg)
+
+    def _unaccounted(self, f: Frame, msg: codec.CoapMessage) -> Judgement:
+        """A message no exchange accounts for: a request goes uplink to the SCM-S only, a response
+        downlink to the client it names only (as the live run's end-of-case check)."""
+        request = 0 < msg.code < 0x20
+        return Judgement(
+            "message from the relay",
+            Verdict.FAIL,
+            f"{code_name(msg.code)} to {f.dst[0]}:{f.dst[1]} that no exchange of the trace accounts for",
+            ("REQ-RELAY-UL-1",) if request else ("REQ-RELAY-DL-1",),
+            [f.number],
+            f.when,
+            topology=self.t.name,
+        )
+
+    def _malformed_during_discard(self, f: Frame) -> Iterator[Judgement]:
+        """A malformed datagram from the PC5 side while a discard is being proved: the trace cannot
+        tell that it is not the discarded message, mangled (the live absence check fails on it too)."""
+        if not self._discards:
+            return
+        for o in [o for o in self.open.values() if o.kind == "discard"]:
+            self._drop(o)
+            yield Judgement(
+                f"{code_name(o.msg.code)} to be discarded",
+                Verdict.FAIL,
+                f"a malformed datagram went from the relay to {f.dst[0]}:{f.dst[1]} "
+                f"{(f.when - o.frame.when) * 1000:.0f} ms later ({o.why})",
+                o.requirements,
+                [o.frame.number, f.number],
+                o.frame.when,
+                topology=self.t.name,
+            )
+
+    def _title(self, o: _Open) -> str:
+        return "GET relayed uplink" if o.kind == "uplink" else f"{code_name(o.msg.code)} relayed downlink"
 
     def _copied(self, o: _Open, f: Frame, msg: codec.CoapMessage, title: str) -> Judgement:
         diff = _differences(o.msg, msg, self.p)
@@ -401,7 +459,7 @@ class RelayAnalysis:
                 title,
                 Verdict.FAIL,
                 f"altered when relayed: {', '.join(diff)} differ",
-                ("REQ-RELAY-TERM-1",),
+                o.requirements,  # as the live check of the copy: it decides both
                 frames,
                 o.frame.when,
                 topology=self.t.name,
@@ -424,8 +482,11 @@ class RelayAnalysis:
             if o is None:  # closed by its copy
                 continue
             self._drop(o)
+            if o.near is not None:
+                yield self._copied(o, *o.near, self._title(o))
+                continue
             what = "GET not relayed uplink" if o.kind == "uplink" else f"{code_name(o.msg.code)} not relayed downlink"
-            req = ("REQ-RELAY-UL-1",) if o.kind == "uplink" else ("REQ-RELAY-DL-1",)
+            req = o.requirements  # as the live check of the copy: it decides both
             yield Judgement(
                 what,
                 Verdict.FAIL,
@@ -438,6 +499,8 @@ class RelayAnalysis:
 
     def finish(self) -> Iterator[Judgement]:
         """The end of the trace: discards proved over the rest of it; waits it cut short."""
+        if self.t.observed is not None:  # the trace went on, silent, until the capture's end
+            yield from self.tick(self.t.observed[1])
         for o in self.open.values():
             rest = self.last_when - o.frame.when
             if o.kind == "discard":
@@ -465,6 +528,8 @@ class RelayAnalysis:
                         ms,
                         self.t.name,
                     )
+            elif o.near is not None:
+                yield self._copied(o, *o.near, self._title(o))
             else:
                 yield Judgement(
                     f"{'GET' if o.kind == 'uplink' else code_name(o.msg.code)} relayed",

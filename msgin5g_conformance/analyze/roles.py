@@ -48,6 +48,12 @@ class Topology:
     cue: Address | None = None
     cue_id: str | None = None
     peer: Address | None = None
+    # when the capture watched these addresses (epoch seconds): frames outside are another
+    # topology's (a range used again later), and the trace is known to go on, silent, until the end
+    observed: tuple[float, float] | None = None
+
+    def watches(self, when: float) -> bool:
+        return self.observed is None or self.observed[0] <= when <= self.observed[1]
 
     def sut_endpoints(self) -> set[Address]:
         return {a for a in (self.pc5, self.uu, self.cue) if a is not None}
@@ -75,6 +81,11 @@ class RoleMap:
     topologies: tuple[Topology, ...]
 
     def for_capture(self, capture: Path) -> list[Topology]:
+        """The topologies of a capture: those naming it (or no capture); a capture that no topology
+        names (a capture of a whole run by another tool) is judged with every topology."""
+        named = [t for t in self.topologies if t.capture == capture.name]
+        if not named and all(t.capture is not None for t in self.topologies):
+            return list(self.topologies)
         return [t for t in self.topologies if t.capture is None or t.capture == capture.name]
 
     def addresses(self) -> set[str]:
@@ -129,6 +140,14 @@ def load_roles(path: str | Path, limit: int = yamlsource.MAX_FILE_BYTES) -> Role
                 links = tuple(spans)
             clients.append(Client(c["name"], _endpoint(located, cpath, c, problems), c["ue_id"], links))
         two_sided = role != "constrained_ue"
+        observed = None
+        if "observed" in t:
+            seen_from, seen_to = float(t["observed"]["from"]), float(t["observed"]["to"])
+            if seen_to < seen_from:
+                problems.append(
+                    located.problem([*at, "observed", "to"], f"expected a time after {seen_from}, found {seen_to}")
+                )
+            observed = (seen_from, seen_to)
         topologies.append(
             Topology(
                 name=t.get("name", f"topology {i + 1}"),
@@ -142,6 +161,7 @@ def load_roles(path: str | Path, limit: int = yamlsource.MAX_FILE_BYTES) -> Role
                 cue=None if two_sided else _endpoint(located, [*at, role], sides, problems),
                 cue_id=None if two_sided else sides["ue_id"],
                 peer=None if two_sided else _endpoint(located, [*at, role, "peer"], sides["peer"], problems),
+                observed=observed,
             )
         )
     if problems:

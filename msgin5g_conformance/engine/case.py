@@ -85,6 +85,9 @@ class CaseRun:
         self.space = space
         self.profile = session.profile
         self.began = time.monotonic()
+        self.began_wall = time.time()
+        # client -> its one-to-one link intervals (wall-clock epoch seconds; None: still up), for roles.yaml
+        self.link_spans: dict[str, list[tuple[float, float | None]]] = {}
         self.tester_names = roles.tester_nodes(case.role, case.nodes())
         self.addresses = self._addresses(())
         self.recorder = Recorder(limit=session.max_datagrams)
@@ -149,6 +152,15 @@ class CaseRun:
     def _node_for_ue(self, ue_id: str) -> str | None:
         info = self.client_lookup(ue_id)
         return info.node if info is not None else None
+
+    def link_changed(self, client: str, op: str, index: str) -> None:
+        """An establish_link or release_link step completed (a precondition's link: from the case's start)."""
+        now = self.began_wall if index == "pre" else time.time()
+        spans = self.link_spans.setdefault(client, [])
+        if op == "establish_link" and (not spans or spans[-1][1] is not None):
+            spans.append((now, None))
+        elif op == "release_link" and spans and spans[-1][1] is None:
+            spans[-1] = (spans[-1][0], now)
 
     # -- record ----------------------------------------------------------------------------------
 
@@ -545,6 +557,11 @@ class CaseRun:
         with contextlib.suppress(FileExistsError):
             pcap_dir.mkdir(parents=True, exist_ok=True)
         write_pcap(path, self.recorder.datagrams)
+        if self.session.role_map is not None:
+            try:
+                self.session.role_map.record(self, Path(path))
+            except OSError as exc:  # the verdict stands; the role map misses this case
+                log.warning("%s: cannot record %s in the role map: %s", pcap_dir, self.case.id, exc)
         return path
 
     # -- result ------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ import asyncio
 import collections
 import contextlib
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from msgin5g_conformance.engine.matching import Arrival
 from msgin5g_conformance.engine.verdict import Finding, StepResult, Verdict
@@ -103,6 +103,14 @@ class CaseProbe(Target):
         self.syncs = 0
         self.syncs_unanswered = 0
         self.pacing = True
+
+    async def _upper(self, what: str, op: Callable[[], Any]) -> str | None:
+        why = await super()._upper(what, op)
+        if why is None and what.startswith("establish_link("):  # the probe's client is linked now
+            info = self.run.client_lookup(what[len("establish_link(") : -1])
+            if info is not None:
+                self.run.link_changed(info.node, "establish_link", "probe")
+        return why
 
     def probe_mid(self, node: str) -> int:
         """A Message ID this node has not used in the case (RFC 7252 4.5: the SUT must not take a

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from msgin5g_conformance.engine.case import CaseRun, run_active
+from msgin5g_conformance.engine.rolemap import RoleMapWriter
 from msgin5g_conformance.engine.verdict import CaseResult, StepResult, Verdict
 from msgin5g_conformance.errors import HarnessError, NotApplicable
 from msgin5g_conformance.spec.model import ExpectNothingStep, ExpectStep, TestCase, UpperStep, WaitStep
@@ -125,6 +126,7 @@ class Session:
         self.adapter = adapter
         self.capture_mode = capture_mode
         self.pcap_dir = pcap_dir
+        self.role_map = RoleMapWriter(pcap_dir) if pcap_dir is not None else None  # roles.yaml beside the pcaps
         self.sut_label = sut_label or adapter.name
         self.max_datagrams = max_datagrams
         # cases in their active phase at once (each on its own addresses; never above what the

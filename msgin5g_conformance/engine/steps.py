@@ -555,6 +555,7 @@ async def upper(run: CaseRun, step: UpperStep) -> StepResult:
             info = ClientInfo(step.client, run.profile.client_address(step.client), run.addresses.address(step.client))
             fn = sut.establish_link if step.op == "establish_link" else sut.release_link
             await asyncio.wait_for(fn(info), UPPER_OP_S)
+            run.link_changed(step.client, step.op, step.index)
             return StepResult(step.index, "upper", step.line, Verdict.PASS, f"{step.op} {step.client}")
         if step.op == "request_configuration":
             await asyncio.wait_for(sut.request_configuration(), UPPER_OP_S)

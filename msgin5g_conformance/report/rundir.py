@@ -30,6 +30,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from msgin5g_conformance.engine import rolemap
+
 if TYPE_CHECKING:
     from msgin5g_conformance.world.profile import Profile
 
@@ -196,7 +198,9 @@ def merge(reports_dir: str | Path, shards: list[Path]) -> Path:
             if source.is_dir():
                 (target / sub).mkdir(exist_ok=True)
                 for f in source.iterdir():
-                    if f.is_file() and f.name != MANIFEST and not f.name.startswith("msgin5g-run-"):
+                    if sub == "pcaps" and f.name == rolemap.FILE:  # the shards' role maps, together
+                        rolemap.RoleMapWriter(target / sub).merge_file(f)
+                    elif f.is_file() and f.name != MANIFEST and not f.name.startswith(("msgin5g-run-", ".")):
                         shutil.copy2(f, target / sub / f.name)
     (target / "results").mkdir(exist_ok=True)
     record = {"run": ident, "cases": cases, "collection_errors": errors}
