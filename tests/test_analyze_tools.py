@@ -18,7 +18,7 @@ import pytest
 from msgin5g_conformance.analyze.capture import capture_files
 from msgin5g_conformance.analyze.checks import Judgement
 from msgin5g_conformance.analyze.roles import load_roles
-from msgin5g_conformance.analyze.run import judge
+from msgin5g_conformance.analyze.run import judgements
 from msgin5g_conformance.engine.rolemap import FILE
 from msgin5g_conformance.engine.session import Session
 from msgin5g_conformance.spec.loader import load_testcase
@@ -95,8 +95,8 @@ def _run_captured(profile: Profile, folder: Path, argv: list[str], ready: str) -
 def _same_judgements(profile: Profile, folder: Path, capture: Path, said: list[str]) -> None:
     assert capture.stat().st_size > 100, f"the capture is empty: {' | '.join(said)}"
     roles = load_roles(folder / FILE)
-    own = judge(capture_files(folder), roles, profile)
-    theirs = judge([capture], roles, profile)
+    own = judgements(capture_files(folder), roles, profile)
+    theirs = judgements([capture], roles, profile)
     want = sorted(_key(j) for js in own.values() for j in js)
     got = sorted(_key(j) for j in theirs[str(capture)])
     assert want and got == want, " | ".join(said)  # the tool's own count of what it dropped

@@ -372,9 +372,10 @@ def _missing(j: Judgement, t: Topology | None, first: dict[str, Any] | None) -> 
     from), so the chart draws it as ``expected, never came``."""
     if j.verdict is not Verdict.FAIL or len(j.frames) != 1 or t is None:
         return None, None
-    if j.requirements == ("REQ-RELAY-UL-1",):
+    # the relay's waits that expired (RelayAnalysis._expire), whichever requirements they name
+    if j.title == "GET not relayed uplink":
         return "scms", node_names(t).get(t.uu) if t.uu else None
-    if j.requirements == ("REQ-RELAY-DL-1",) and first is not None:
+    if j.title.endswith(" not relayed downlink") and first is not None:
         client = t.client_by_id(first.get("recipient") or "")
         return (client.name if client else None), (node_names(t).get(t.pc5) if t.pc5 else None)
     return None, None

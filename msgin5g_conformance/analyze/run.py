@@ -150,6 +150,17 @@ def judge(paths: list[Path], roles: RoleMap, profile: Profile, w: Outputs) -> No
         raise HarnessError(f"{roles.source}: no topology of the role map belongs to {', '.join(map(str, paths))}")
 
 
+def judgements(paths: list[Path], roles: RoleMap, profile: Profile) -> dict[str, list[Judgement]]:
+    """Every capture's judgements, held in memory (small captures: the self-tests); the command
+    itself streams them (:func:`judge`)."""
+    out: dict[str, list[Judgement]] = {}
+    for path in paths:
+        topologies = roles.for_capture(path)
+        if topologies:
+            out[str(path)] = analyse(iter_capture(path), topologies, profile)[0]
+    return out
+
+
 def _record(j: Judgement) -> dict[str, object]:
     return {
         "title": j.title,
