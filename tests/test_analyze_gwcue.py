@@ -553,6 +553,10 @@ def test_a_bad_configuration_request_fails_cue_req_1(tmp_path: Path, frame: Any,
     assert got.verdict is Verdict.FAIL and got.requirements == REQ1 and why in got.reason, got.reason
 
 
+def response_ms_s() -> float:
+    return load_profile(None).timers.response_ms / 1000
+
+
 def test_no_second_request_after_its_2_05(tmp_path: Path) -> None:
     first = [(0.0, CUE_SUT, RELAY, cue_get(1, query=[f"ue-uri={SUT_ID}", "ue-vendor=acme"]))]
     again = [
@@ -567,6 +571,17 @@ def test_no_second_request_after_its_2_05(tmp_path: Path) -> None:
     assert "after the 2.05 of frame 2" in got[1].reason
     reused = [*first, (0.5, CUE_SUT, RELAY, cue_get(1)), (300.0, CUE_SUT, RELAY, cue_get(1))]  # after 247 s: new
     assert verdicts(judge_trace(tmp_path, reused, CUE_ROLES)) == [("pass", REQ1), ("pass", REQ1)]
+    # within an exchange's wait (response_ms) any second request fails, answered or not (as live:
+    # a message no step asked for); after it, only a fresh 2.05 makes it one too many
+    soon = [*again[:4], (0.1, CUE_SUT, RELAY, cue_get(2, token=b"\x78"))]
+    soon[1] = (0.01, RELAY, CUE_SUT, to_cue(9, payload=b'{"Segment-size": "large"}'))
+    got = judge_trace(tmp_path, soon, CUE_ROLES)
+    assert (
+        verdicts(got) == [("pass", REQ1), ("fail", REQ1)] and "a second configuration request 100 ms" in got[1].reason
+    )
+    later = response_ms_s() + 0.5
+    again = [*again[:3], (later, CUE_SUT, RELAY, cue_get(2)), (later, CUE_SUT, RELAY, cue_get(2))]
+    assert verdicts(judge_trace(tmp_path, again, CUE_ROLES)) == [("pass", REQ1), ("fail", REQ1)]  # still fresh
     stale = list(again)
     stale[1] = (0.01, RELAY, CUE_SUT, to_cue(9, extra=[(int(OptionNumber.MAX_AGE), encode_uint(0))]))
     assert verdicts(judge_trace(tmp_path, stale, CUE_ROLES)) == [("pass", REQ1), ("pass", REQ1)]

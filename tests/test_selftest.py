@@ -80,7 +80,8 @@ def test_suite_verdicts_against(role: str, sut: str, fast_profile: Profile, tmp_
         if result.verdict is not Verdict.PASS:
             assert result.decisive_step is not None
     # the run's pcaps, re-judged offline with the roles.yaml it wrote, agree with the live verdicts
-    offline_compare.check(role, sut, got, tmp_path, fast_profile)
+    breaks = ROLE_VARIANTS[role][name][1] if name in ROLE_VARIANTS[role] else None
+    offline_compare.check(role, sut, got, tmp_path, fast_profile, breaks)
 
 
 def test_a_foreach_waits_once_for_a_defective_sut(fast_profile: Profile) -> None:

@@ -74,15 +74,18 @@ class CueAnalysis:
         self.validator = file_validator(str(profile.config_schema_path))
         self.tokens: list[bytes] = []  # its recent configuration GETs' tokens
         self.answered: _Answered | None = None
+        self.last_get: Frame | None = None  # its last configuration GET
         self.acks: list[_AckWait] = []
         self.mids = RecentMids()
         self.last_when = 0.0
         self.frames = 0
 
     def mine(self, f: Frame) -> bool:
-        return self.cue[0] in (f.src[0], f.dst[0])
+        return self.cue[0] in (f.src[0], f.dst[0]) and self.t.watches(f.when)
 
     def tick(self, when: float) -> Iterator[Judgement]:
+        if self.t.observed is not None:  # past the end of the topology's time its addresses are not watched
+            when = min(when, self.t.observed[1])
         self.last_when = max(self.last_when, when)
         for w in [w for w in self.acks if w.deadline < when]:
             self.acks.remove(w)
@@ -115,6 +118,8 @@ class CueAnalysis:
             self._response(f, msg)
 
     def finish(self) -> Iterator[Judgement]:
+        if self.t.observed is not None:  # the trace went on, silent, until the capture's end
+            yield from self.tick(self.t.observed[1])
         for w in self.acks:
             yield self._j(
                 f"CON response for {w.recipient}",
@@ -162,8 +167,20 @@ class CueAnalysis:
                 f"{a.frame.number} answered it (fresh for {a.fresh_until - a.frame.when:.0f} s, its Max-Age)"
             )
             frames = [a.frame.number, f.number]
+        before = self.last_get
+        if msg.code == Code.GET and before is not None and f.when - before.when < self.wait_s:
+            # a new Message ID (a copy of the same one is a retransmission, judged once) within the
+            # wait of the one before, answered or not: the live cases take it as a message no step
+            # asked for (one request, one response: 6.2.2.2, 6.2.1.2)
+            problems.append(
+                f"a second configuration request {(f.when - before.when) * 1000:.0f} ms after the one of frame "
+                f"{before.number}, within the {self.wait_s * 1000:.0f} ms of an exchange (a new Message ID, "
+                "not a retransmission)"
+            )
+            frames = [before.number, *frames]
         if msg.code == Code.GET:
             self.tokens = [*self.tokens[-(MAX_TOKENS - 1) :], msg.token]
+            self.last_get = f
         if problems:
             yield self._j("configuration request", Verdict.FAIL, "; ".join(problems), REQ, frames, f.when)
         else:

@@ -153,9 +153,11 @@ class GatewayAnalysis:
 
     def mine(self, f: Frame) -> bool:
         hosts = {self.pc5[0], self.uu[0]}
-        return f.src[0] in hosts or f.dst[0] in hosts
+        return (f.src[0] in hosts or f.dst[0] in hosts) and self.t.watches(f.when)
 
     def tick(self, when: float) -> Iterator[Judgement]:
+        if self.t.observed is not None:  # past the end of the topology's time its addresses are not watched
+            when = min(when, self.t.observed[1])
         if self.first_when is None:
             self.first_when = when
         self.last_when = max(self.last_when, when)
@@ -197,6 +199,8 @@ class GatewayAnalysis:
 
     def finish(self) -> Iterator[Judgement]:
         """The end of the trace: what it cut short is inconclusive, with how long it went on."""
+        if self.t.observed is not None:  # the trace went on, silent, until the capture's end
+            yield from self.tick(self.t.observed[1])
         now = self.last_when
         late = [r for r in self.pending.values() if not r.expired]
         if late:
