@@ -200,8 +200,9 @@ def write_capture(path: Path, packets: int, seed: int = 14) -> None:
                 put(_ipv4(relay_uu, scms, (ident + 1) & 0xFFFF, 0x4000, 17, copy))
                 datagrams += 1
                 size = 2960 if datagrams % FRAGMENT_EVERY == 0 else rng.randrange(20, 200)
-                relay_mid = (relay_mid + 1) & 0xFFFF
-                for src, dst, m in ((scms, relay_uu, mid), (relay, ue, relay_mid)):
+                # piggybacked answers (RFC 7252 5.2.1): each ACK carries the Message ID of the CON it
+                # answers, the SCM-S's the relay's copy's, the relay's the UE's
+                for src, dst, m in ((scms, relay_uu, relay_mid), (relay, ue, mid)):
                     answer = _udp(PORT, PORT, _coap_205(m, token, size, ue_index))
                     ident = (ident + 2) & 0xFFFF
                     if len(answer) <= 1480:

@@ -171,6 +171,10 @@ class RelayAnalysis:
         self._pc5, self._uu, self._scms_host = topology.pc5, topology.uu, topology.scms[0]
         self._source_port = profile.port_match in ("source", "both")  # "from UDP port 65401": the source
         self._clients: dict[str, Client] = {}  # UE id -> client (the role map's first of an id, as client_by_id)
+        # the CONs clients sent to the PC5 side, (client, MID) -> when, for MAX_TRANSMIT_SPAN: an ACK
+        # of the relay to a client carries a response piggybacked only on one of them (RFC 7252 5.2.1)
+        self._client_cons: dict[tuple[tuple[str, int], int], float] = {}
+        self._client_cons_prune = 4096
         for c in topology.clients:
             self._clients.setdefault(c.ue_id, c)
 
@@ -290,6 +294,8 @@ class RelayAnalysis:
         if from_sut:
             yield from self._from_relay(f, msg)
         elif f.dst == self._pc5:
+            if msg.mtype == MessageType.CON:
+                self._client_con(f, msg.mid)
             self._uplink_request(f, msg)
         elif f.dst == self._uu and src[0] == self._scms_host:
             yield from self._downlink_response(f, msg)
@@ -380,11 +386,12 @@ class RelayAnalysis:
                 and msg.code == o.msg.code
                 and (f.dst == o.to or _recipient(msg, self.p) == o.recipient)
             ):
-                if f.dst == o.to and msg.mtype != MessageType.ACK and _differences(o.msg, msg, self.p):
+                stray_ack = msg.mtype == MessageType.ACK and not self._answers_client_con(f, msg.mid)
+                if f.dst == o.to and not stray_ack and _differences(o.msg, msg, self.p):
                     o.near = o.near or (f, msg)
                     return
                 self._drop(o)
-                if f.dst != o.to or msg.mtype == MessageType.ACK:
+                if f.dst != o.to or stray_ack:
                     where = f"delivered to {f.dst[0]}:{f.dst[1]}, not to the named client {o.to}"
                     yield Judgement(
                         f"{code_name(o.msg.code)} relayed downlink",
@@ -415,6 +422,18 @@ class RelayAnalysis:
                 return
         if msg.mtype != MessageType.ACK:  # an ACK answers a CON sent to the relay
             yield self._unaccounted(f, msg)
+
+    def _client_con(self, f: Frame, mid: int) -> None:
+        cons = self._client_cons
+        cons[(f.src, mid)] = f.when
+        if len(cons) >= self._client_cons_prune:  # bounded by the CONs of one span
+            self._client_cons = {k: w for k, w in cons.items() if f.when - w < self.span_s}
+            self._client_cons_prune = max(4096, 2 * len(self._client_cons))
+
+    def _answers_client_con(self, f: Frame, mid: int) -> bool:
+        """Whether an ACK from the PC5 side answers a CON the client sent it (a piggybacked response)."""
+        sent = self._client_cons.get((f.dst, mid))
+        return sent is not None and sent <= f.when and f.when - sent < self.span_s
 
     def _unaccounted(self, f: Frame, msg: codec.CoapMessage) -> Judgement:
         """A message no exchange accounts for: a request goes uplink to the SCM-S only, a response
