@@ -173,7 +173,7 @@ class RelayAnalysis:
         self._clients: dict[str, Client] = {}  # UE id -> client (the role map's first of an id, as client_by_id)
         # the CONs clients sent to the PC5 side, (client, MID) -> when, for MAX_TRANSMIT_SPAN: an ACK
         # of the relay to a client carries a response piggybacked only on one of them (RFC 7252 5.2.1)
-        self._client_cons: dict[tuple[tuple[str, int], int], float] = {}
+        self._client_cons: dict[int, float] = {}  # keyed by the hash of (client, MID): 64 bits, compact
         self._client_cons_prune = 4096
         for c in topology.clients:
             self._clients.setdefault(c.ue_id, c)
@@ -425,14 +425,14 @@ class RelayAnalysis:
 
     def _client_con(self, f: Frame, mid: int) -> None:
         cons = self._client_cons
-        cons[(f.src, mid)] = f.when
+        cons[hash((f.src, mid))] = f.when
         if len(cons) >= self._client_cons_prune:  # bounded by the CONs of one span
             self._client_cons = {k: w for k, w in cons.items() if f.when - w < self.span_s}
             self._client_cons_prune = max(4096, 2 * len(self._client_cons))
 
     def _answers_client_con(self, f: Frame, mid: int) -> bool:
         """Whether an ACK from the PC5 side answers a CON the client sent it (a piggybacked response)."""
-        sent = self._client_cons.get((f.dst, mid))
+        sent = self._client_cons.get(hash((f.dst, mid)))
         return sent is not None and sent <= f.when and f.when - sent < self.span_s
 
     def _unaccounted(self, f: Frame, msg: codec.CoapMessage) -> Judgement:
