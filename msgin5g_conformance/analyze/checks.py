@@ -99,13 +99,15 @@ class RecentMids:
 
 
 def _recipient(msg: codec.CoapMessage, profile: Profile) -> str | None:
-    values = msg.option_values(profile.recipient_option)
-    if not values:
-        return None
-    try:
-        return values[0].decode("utf-8")
-    except UnicodeDecodeError:
-        return None
+    """The first recipient option's value, UTF-8 decoded (None: absent or not UTF-8)."""
+    number = profile.recipient_option
+    for n, value in msg.options:
+        if n == number:
+            try:
+                return value.decode("utf-8")
+            except UnicodeDecodeError:
+                return None
+    return None
 
 
 def _fields(msg: codec.CoapMessage, profile: Profile) -> tuple[object, ...]:
@@ -130,8 +132,16 @@ ACK_RANDOM_FACTOR = 1.5
 
 def _up_key(msg: codec.CoapMessage) -> tuple[object, ...]:
     """The index key of an uplink GET and of its copy (raw option bytes: no decoding can fail)."""
-    paths = tuple(msg.option_values(OptionNumber.URI_PATH))
-    return ("up", msg.code, paths, tuple(msg.option_values(OptionNumber.URI_QUERY)))
+    paths, queries = [], []
+    for n, value in msg.options:  # one pass (this runs for every GET and every copy)
+        if n == _URI_PATH:
+            paths.append(value)
+        elif n == _URI_QUERY:
+            queries.append(value)
+    return ("up", msg.code, tuple(paths), tuple(queries))
+
+
+_URI_PATH, _URI_QUERY = int(OptionNumber.URI_PATH), int(OptionNumber.URI_QUERY)
 
 
 def _differences(want: codec.CoapMessage, got: codec.CoapMessage, profile: Profile) -> list[str]:
@@ -205,15 +215,16 @@ class RelayAnalysis:
             if not bucket:
                 del self._index[k]
 
-    def _candidates(self, f: Frame, msg: codec.CoapMessage) -> list[_Open]:
-        """The open exchanges a datagram from the relay may be the copy of, oldest first."""
+    def _candidates(self, f: Frame, msg: codec.CoapMessage, recipient: str | None) -> list[_Open]:
+        """The open exchanges a datagram from the relay may be the copy of, oldest first (an uplink
+        one filed by the raw Uri-Path and Uri-Query it must carry: equal, by construction)."""
         index, code = self._index, msg.code
         found = []
-        if f.src == self.t.uu:
+        if f.src == self._uu:
             found.append(index.get(_up_key(msg)))
-        if f.src == self.t.pc5:
+        if f.src == self._pc5:
             found.append(index.get(("to", code, f.dst)))
-            found.append(index.get(("rcpt", code, _recipient(msg, self.p) or "")))
+            found.append(index.get(("rcpt", code, recipient or "")))
             if self._discards:
                 found.append(index.get(("discard", code, msg.payload)))
         buckets = [b for b in found if b]
@@ -258,47 +269,43 @@ class RelayAnalysis:
             return ()  # the common case, decided without a generator
         return list(self._expire(when))
 
-    def feed(self, f: Frame) -> Iterator[Judgement]:
+    def feed(self, f: Frame) -> Iterable[Judgement]:
+        """The judgements this frame closes (mostly none: a plain function, not a generator, as it
+        runs for every frame)."""
         self.frames += 1
         src = f.src
         from_sut = src == self._pc5 or src == self._uu
         try:
             msg = codec.parse(f.payload)
         except codec.MalformedDatagram as exc:
-            if from_sut:
-                yield Judgement(
-                    "datagram from the relay",
-                    Verdict.FAIL,
-                    f"not a well-formed CoAP message: {exc}",
-                    FORMAT,
-                    [f.number],
-                    f.when,
-                    topology=self.t.name,
-                )
-                if f.src == self.t.pc5:
-                    yield from self._malformed_during_discard(f)
-            return
-        if f.truncated:
-            yield Judgement(
-                "truncated frame",
-                Verdict.INCONCLUSIVE,
-                "the capture cut this frame short",
-                (),
+            if not from_sut:
+                return ()
+            bad = Judgement(
+                "datagram from the relay",
+                Verdict.FAIL,
+                f"not a well-formed CoAP message: {exc}",
+                FORMAT,
                 [f.number],
                 f.when,
                 topology=self.t.name,
             )
-            return
+            return [bad, *self._malformed_during_discard(f)] if src == self._pc5 else [bad]
+        if f.truncated:
+            why = "the capture cut this frame short"
+            return [
+                Judgement("truncated frame", Verdict.INCONCLUSIVE, why, (), [f.number], f.when, topology=self.t.name)
+            ]
         if msg.mtype <= MessageType.NON and self._repeated(f, msg):  # CON (0) or NON (1)
-            return  # a retransmission: judged once
+            return ()  # a retransmission: judged once
         if from_sut:
-            yield from self._from_relay(f, msg)
-        elif f.dst == self._pc5:
+            return list(self._from_relay(f, msg))
+        if f.dst == self._pc5:
             if msg.mtype == MessageType.CON:
                 self._client_con(f, msg.mid)
             self._uplink_request(f, msg)
         elif f.dst == self._uu and src[0] == self._scms_host:
-            yield from self._downlink_response(f, msg)
+            return list(self._downlink_response(f, msg))
+        return ()
 
     def _uplink_request(self, f: Frame, msg: codec.CoapMessage) -> None:
         if msg.code != Code.GET or f.dst[1] != self.p.port:
@@ -368,10 +375,9 @@ class RelayAnalysis:
     def _from_relay(self, f: Frame, msg: codec.CoapMessage) -> Iterator[Judgement]:
         if (msg.mtype == MessageType.ACK and msg.code == 0) or msg.mtype == MessageType.RST:
             return
-        for o in self._candidates(f, msg):
-            if o.kind == "uplink" and f.src == self.t.uu and f.dst == o.to and msg.code == o.msg.code:
-                if msg.uri_path() != o.msg.uri_path() or msg.uri_query() != o.msg.uri_query():
-                    continue
+        recipient = _recipient(msg, self.p) if f.src == self._pc5 else None
+        for o in self._candidates(f, msg, recipient):
+            if o.kind == "uplink" and f.src == self._uu and f.dst == o.to and msg.code == o.msg.code:
                 if _differences(o.msg, msg, self.p):
                     o.near = o.near or (f, msg)
                     return
@@ -384,7 +390,7 @@ class RelayAnalysis:
                 o.kind == "downlink"
                 and f.src == self.t.pc5
                 and msg.code == o.msg.code
-                and (f.dst == o.to or _recipient(msg, self.p) == o.recipient)
+                and (f.dst == o.to or recipient == o.recipient)
             ):
                 stray_ack = msg.mtype == MessageType.ACK and not self._answers_client_con(f, msg.mid)
                 if f.dst == o.to and not stray_ack and _differences(o.msg, msg, self.p):
