@@ -14,6 +14,7 @@ import heapq
 from array import array
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from msgin5g_conformance.analyze.capture import Frame, Problem
 from msgin5g_conformance.analyze.roles import Client, Topology
@@ -572,6 +573,37 @@ class RelayAnalysis:
         self._discards = 0
 
 
+def _problem_judgement(item: Problem) -> Judgement:
+    return Judgement(
+        f"capture problem: {item.kind}",
+        Verdict.INCONCLUSIVE,
+        f"{item.message} (byte offset {item.offset})",
+        (),
+        [item.frame],
+        0.0,
+    )
+
+
+def _analyse_one(frames: Iterable[Frame | Problem], a: Any, out: list[Judgement]) -> tuple[list[Judgement], int, int]:
+    """:func:`analyse` for one topology."""
+    matched = 0
+    tick, mine, feed, extend = a.tick, a.mine, a.feed, out.extend
+    for item in frames:
+        if isinstance(item, Problem):
+            out.append(_problem_judgement(item))
+            continue
+        expired = tick(item.when)
+        if expired:
+            extend(expired)
+        if mine(item):
+            matched += 1
+            judged = feed(item)
+            if judged:
+                extend(judged)
+    out.extend(a.finish())
+    return out, a.frames, matched
+
+
 class _Sink(list[Judgement]):
     """Hands each judgement to a callable as it is made and keeps none: a long trace's verdicts
     are written as they come, not held."""
@@ -607,18 +639,11 @@ def analyse(
     analyses = [kinds[t.role](t, profile) for t in topologies]
     out: list[Judgement] = [] if sink is None else _Sink(sink)
     matched = 0
+    if len(analyses) == 1:  # one topology (a field trace, the benchmark): the same, without the lists
+        return _analyse_one(frames, analyses[0], out)
     for item in frames:
         if isinstance(item, Problem):
-            out.append(
-                Judgement(
-                    f"capture problem: {item.kind}",
-                    Verdict.INCONCLUSIVE,
-                    f"{item.message} (byte offset {item.offset})",
-                    (),
-                    [item.frame],
-                    0.0,
-                )
-            )
+            out.append(_problem_judgement(item))
             continue
         for a in analyses:
             out.extend(a.tick(item.when))
