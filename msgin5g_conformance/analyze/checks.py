@@ -299,7 +299,7 @@ class RelayAnalysis:
         if msg.mtype <= MessageType.NON and self._repeated(f, msg):  # CON (0) or NON (1)
             return ()  # a retransmission: judged once
         if from_sut:
-            return list(self._from_relay(f, msg))
+            return self._from_relay(f, msg)
         if f.dst == self._pc5:
             if msg.mtype == MessageType.CON:
                 self._client_con(f, msg.mid)
@@ -373,62 +373,68 @@ class RelayAnalysis:
                 )
             )
 
-    def _from_relay(self, f: Frame, msg: codec.CoapMessage) -> Iterator[Judgement]:
+    def _from_relay(self, f: Frame, msg: codec.CoapMessage) -> list[Judgement]:
+        out: list[Judgement] = []
         if (msg.mtype == MessageType.ACK and msg.code == 0) or msg.mtype == MessageType.RST:
-            return
+            return out
         recipient = _recipient(msg, self.p) if f.src == self._pc5 else None
         for o in self._candidates(f, msg, recipient):
             if o.kind == "uplink" and f.src == self._uu and f.dst == o.to and msg.code == o.msg.code:
                 if _differences(o.msg, msg, self.p):
                     o.near = o.near or (f, msg)
-                    return
+                    return out
                 self._drop(o)
-                yield self._copied(o, f, msg, "GET relayed uplink")
+                out.append(self._copied(o, f, msg, "GET relayed uplink", []))
                 if o.near is not None:  # the look-alike before the copy is a message of its own
-                    yield self._unaccounted(*o.near)
-                return
+                    out.append(self._unaccounted(*o.near))
+                return out
             if (
                 o.kind == "downlink"
-                and f.src == self.t.pc5
+                and f.src == self._pc5
                 and msg.code == o.msg.code
                 and (f.dst == o.to or recipient == o.recipient)
             ):
                 stray_ack = msg.mtype == MessageType.ACK and not self._answers_client_con(f, msg.mid)
                 if f.dst == o.to and not stray_ack and _differences(o.msg, msg, self.p):
                     o.near = o.near or (f, msg)
-                    return
+                    return out
                 self._drop(o)
                 if f.dst != o.to or stray_ack:
                     where = f"delivered to {f.dst[0]}:{f.dst[1]}, not to the named client {o.to}"
-                    yield Judgement(
-                        f"{code_name(o.msg.code)} relayed downlink",
+                    out.append(
+                        Judgement(
+                            f"{code_name(o.msg.code)} relayed downlink",
+                            Verdict.FAIL,
+                            where if f.dst != o.to else "relayed as an ACK, which answers no CON of the client",
+                            o.requirements,
+                            [o.frame.number, f.number],
+                            o.frame.when,
+                            topology=self.t.name,
+                        )
+                    )
+                    return out
+                out.append(self._copied(o, f, msg, f"{code_name(o.msg.code)} relayed downlink", []))
+                if o.near is not None:  # the look-alike before the copy is a message of its own
+                    out.append(self._unaccounted(*o.near))
+                return out
+            if o.kind == "discard" and f.src == self._pc5 and msg.code == o.msg.code and msg.payload == o.msg.payload:
+                self._drop(o)
+                after = (f.when - o.frame.when) * 1000
+                out.append(
+                    Judgement(
+                        f"{code_name(o.msg.code)} to be discarded",
                         Verdict.FAIL,
-                        where if f.dst != o.to else "relayed as an ACK, which answers no CON of the client",
+                        f"relayed downlink to {f.dst[0]}:{f.dst[1]} {after:.0f} ms later ({o.why})",
                         o.requirements,
                         [o.frame.number, f.number],
                         o.frame.when,
                         topology=self.t.name,
                     )
-                    return
-                yield self._copied(o, f, msg, f"{code_name(o.msg.code)} relayed downlink")
-                if o.near is not None:  # the look-alike before the copy is a message of its own
-                    yield self._unaccounted(*o.near)
-                return
-            if o.kind == "discard" and f.src == self.t.pc5 and msg.code == o.msg.code and msg.payload == o.msg.payload:
-                self._drop(o)
-                after = (f.when - o.frame.when) * 1000
-                yield Judgement(
-                    f"{code_name(o.msg.code)} to be discarded",
-                    Verdict.FAIL,
-                    f"relayed downlink to {f.dst[0]}:{f.dst[1]} {after:.0f} ms later ({o.why})",
-                    o.requirements,
-                    [o.frame.number, f.number],
-                    o.frame.when,
-                    topology=self.t.name,
                 )
-                return
+                return out
         if msg.mtype != MessageType.ACK:  # an ACK answers a CON sent to the relay
-            yield self._unaccounted(f, msg)
+            out.append(self._unaccounted(f, msg))
+        return out
 
     def _client_con(self, f: Frame, mid: int) -> None:
         cons = self._client_cons
@@ -477,8 +483,12 @@ class RelayAnalysis:
     def _title(self, o: _Open) -> str:
         return "GET relayed uplink" if o.kind == "uplink" else f"{code_name(o.msg.code)} relayed downlink"
 
-    def _copied(self, o: _Open, f: Frame, msg: codec.CoapMessage, title: str) -> Judgement:
-        diff = _differences(o.msg, msg, self.p)
+    def _copied(
+        self, o: _Open, f: Frame, msg: codec.CoapMessage, title: str, diff: list[str] | None = None
+    ) -> Judgement:
+        """The copy's verdict; ``diff``: its differences when the caller has them already."""
+        if diff is None:
+            diff = _differences(o.msg, msg, self.p)
         frames = [o.frame.number, f.number]
         if diff:
             return Judgement(
