@@ -46,6 +46,7 @@ from msgin5g_conformance import __version__
 from msgin5g_conformance.analyze.capture import Frame, iter_capture
 from msgin5g_conformance.analyze.checks import Judgement
 from msgin5g_conformance.analyze.roles import Address, RoleMap, Topology
+from msgin5g_conformance.engine.case import decoded
 from msgin5g_conformance.engine.verdict import CaseResult, StepResult, Verdict
 from msgin5g_conformance.plugin import case_record, result_json
 from msgin5g_conformance.report import gate, matrix, publish, rundir
@@ -53,14 +54,11 @@ from msgin5g_conformance.report.allure import annotate, register_verdict_words
 from msgin5g_conformance.report.matrix import MANIFEST, sha256_file
 from msgin5g_conformance.spec.model import TestCase
 from msgin5g_conformance.spec.requirements import catalogue
-from msgin5g_conformance.wire import codec
 from msgin5g_conformance.wire.capture.pcap import write_pcap
 from msgin5g_conformance.wire.capture.record import Datagram
 from msgin5g_conformance.wire.numbers import (
     OPTION_FORMATS,
-    MessageType,
     OptionFormat,
-    code_to_str,
     decode_uint,
     option_name,
 )
@@ -214,19 +212,10 @@ def frame_record(f: Frame, t0: float, names: dict[Address, str], profile: Profil
         "frame": f.number,
         "time": _when(f.when),
     }
-    try:
-        m = codec.parse(f.payload)
-    except codec.MalformedDatagram as exc:
-        rec.update(malformed=str(exc), summary=f"MALFORMED ({exc})")
+    m = decoded(f.payload, profile.recipient_option, rec)
+    if m is None:
         return rec
-    rcpt = m.option_values(profile.recipient_option)
     rec.update(
-        type=MessageType(m.mtype).name,
-        code=code_to_str(m.code),
-        mid=m.mid,
-        token=m.token.hex(),
-        recipient=rcpt[0].decode("utf-8", "replace") if rcpt else None,
-        summary=m.summary(),
         options=[_option(n, v) for n, v in m.options],
         payload={"bytes": len(m.payload), **_text_or_hex(m.payload)} if m.payload else None,
     )

@@ -645,20 +645,7 @@ class CaseRun:
             }
             if d.seq in kinds:
                 rec["layer"] = kinds[d.seq]
-            try:
-                m = codec.parse(d.data)
-            except codec.MalformedDatagram as exc:
-                rec.update(malformed=str(exc), summary=f"MALFORMED ({exc})")
-            else:
-                rcpt = m.option_values(self.profile.recipient_option)
-                rec.update(
-                    type=MessageType(m.mtype).name,
-                    code=code_to_str(m.code),
-                    mid=m.mid,
-                    token=m.token.hex(),
-                    recipient=rcpt[0].decode("utf-8", "replace") if rcpt else None,
-                    summary=m.summary(),
-                )
+            decoded(d.data, self.profile.recipient_option, rec)
             out.append(rec)
         return out
 
@@ -688,3 +675,23 @@ def _template_of(step: Step) -> object:
     if isinstance(step, ProbeStep):
         return None
     return None
+
+
+def decoded(data: bytes, recipient_option: int, rec: dict[str, Any]) -> codec.CoapMessage | None:
+    """Add a datagram's decoded fields to its exchange record (type, code, MID, token, recipient,
+    summary; or why it is malformed), as every report shows a datagram; the message, if any."""
+    try:
+        m = codec.parse(data)
+    except codec.MalformedDatagram as exc:
+        rec.update(malformed=str(exc), summary=f"MALFORMED ({exc})")
+        return None
+    rcpt = m.option_values(recipient_option)
+    rec.update(
+        type=MessageType(m.mtype).name,
+        code=code_to_str(m.code),
+        mid=m.mid,
+        token=m.token.hex(),
+        recipient=rcpt[0].decode("utf-8", "replace") if rcpt else None,
+        summary=m.summary(),
+    )
+    return m
