@@ -295,14 +295,7 @@ class GatewayAnalysis:
         if not is_request(msg.code):
             return  # answers on the Uu side (to the SCM-S's requests) are not these rules'
         if f.dst != self.t.scms or msg.code != Code.GET:
-            yield self._j(
-                f"{code_name(msg.code)} from the Uu side",
-                Verdict.FAIL,
-                f"a request to {f.dst[0]}:{f.dst[1]}: the gateway's requests are the bulk GETs to the SCM-S",
-                BULK1,
-                [f.number],
-                f.when,
-            )
+            yield self._stray_request("Uu", f, msg)
             return
         block = _block2(msg)
         path, query = _path(msg), msg.option_values(OptionNumber.URI_QUERY)
@@ -551,14 +544,7 @@ class GatewayAnalysis:
 
     def _from_pc5(self, f: Frame, msg: codec.CoapMessage) -> Iterator[Judgement]:
         if is_request(msg.code):
-            yield self._j(
-                f"{code_name(msg.code)} from the PC5 side",
-                Verdict.FAIL,
-                f"a request to {f.dst[0]}:{f.dst[1]}: the gateway's requests are the bulk GETs to the SCM-S",
-                BULK1,
-                [f.number],
-                f.when,
-            )
+            yield self._stray_request("PC5", f, msg)
             return
         x = next((x for x in self.exchanges if f.dst in x.waiting), None)
         if x is None:
@@ -773,6 +759,11 @@ class GatewayAnalysis:
     def _names(requests: list[_Request]) -> str:
         names = [r.ue_id for r in requests]
         return ", ".join(names) if len(names) <= 5 else f"{', '.join(names[:5])} and {len(names) - 5} more"
+
+    def _stray_request(self, side: str, f: Frame, msg: codec.CoapMessage) -> Judgement:
+        """A request of the gateway that is not a bulk GET to the SCM-S (REQ-GW-BULK-1)."""
+        where = f"a request to {f.dst[0]}:{f.dst[1]}: the gateway's requests are the bulk GETs to the SCM-S"
+        return self._j(f"{code_name(msg.code)} from the {side} side", Verdict.FAIL, where, BULK1, [f.number], f.when)
 
     def _j(
         self, title: str, verdict: Verdict, reason: str, reqs: tuple[str, ...], frames: list[int], when: float
