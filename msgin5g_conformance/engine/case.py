@@ -117,6 +117,7 @@ class CaseRun:
         self.sut_log = ""
         self.sut_log_entries: list[sutlog.Entry] = []  # its lines with the times they were read
         self.sent: dict[str, int] = {}  # send step index -> capture number of its datagram
+        self.send_times: list[float] = []  # loop time each send step's datagram left
         # send step index -> (from, to, bytes) of a datagram sent but not numbered when sent (sniff
         # mode: the capture numbers it when the sniffer delivers it)
         self.sent_unnumbered: dict[str, tuple[Address, Address, bytes]] = {}

@@ -50,6 +50,7 @@ from msgin5g_conformance.wire import codec
 from msgin5g_conformance.wire.capture.record import Address
 from msgin5g_conformance.wire.codec import CoapMessage
 from msgin5g_conformance.wire.numbers import OPTION_FORMATS, MessageType, OptionFormat, option_name
+from msgin5g_conformance.world.profile import SENT_WITHIN_SHARE
 from sut_adapters.base import ClientInfo, NotSupported, SutFault
 
 if TYPE_CHECKING:
@@ -186,6 +187,7 @@ async def send(run: CaseRun, step: SendStep) -> StepResult:
             peer=step.to,
         )
     run.stimulus(seq, payload)
+    run.send_times.append(asyncio.get_running_loop().time())
     if seq is not None:
         run.sent[step.index] = seq
     else:  # on the wire, numbered by the capture later (sniff mode): found by its bytes when needed
@@ -216,6 +218,23 @@ def _timeout_ms(run: CaseRun, step: ExpectStep) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TemplateError(f"timeout_ms: expected milliseconds, found {value!r}")
     return value + step.grace_ms
+
+
+def _too_slow(run: CaseRun, step: ExpectStep) -> str | None:
+    """Why the tester could not set up what the step demands (``sent_within_ms``), or None."""
+    if step.sent_within_ms is None or len(run.send_times) < 2:
+        return None
+    limit = run.bindings.resolve(step.sent_within_ms)
+    if isinstance(limit, bool) or not isinstance(limit, int):
+        raise TemplateError(f"sent_within_ms: expected milliseconds, found {limit!r}")
+    span_ms = (max(run.send_times) - min(run.send_times)) * 1000
+    if span_ms <= limit * SENT_WITHIN_SHARE:
+        return None
+    return (
+        f"the tester took {span_ms:.0f} ms for its {len(run.send_times)} sends, more than "
+        f"{SENT_WITHIN_SHARE:.0%} of the {limit} ms they must fit in (sent_within_ms): the SUT may legally "
+        f"have acted on the first ones before the last arrived"
+    )
 
 
 def deadline_base(run: CaseRun, step: ExpectStep) -> float:
@@ -457,19 +476,24 @@ async def expect(run: CaseRun, step: ExpectStep, control: Control | None = None)
     since = f" of step {step.since_step}" if step.since_step is not None and shared is None else ""
     if group is not None:
         run.lapsed.setdefault(group, (deadline, step.index))
+    slow = _too_slow(run, step) if control is None else None
+    if slow is not None:  # not set up as the step demands: not judged, nor is what the SUT sent besides
+        run.not_judged = True
+    failed = Verdict.FAIL if slow is None else Verdict.INCONCLUSIVE
+    prefix = "" if slow is None else f"not judged: {slow}; "
     if examined and control is None:
         a, findings = min(examined.values(), key=lambda x: (sum(not f.ok for f in x[1]), x[0].seq))
         run.inbox.take(a, step.index)
         return result(
-            Verdict.FAIL,
-            f"no matching message arrived at {step.at} {within}{since}; closest: datagram #{a.seq} "
+            failed,
+            f"{prefix}no matching message arrived at {step.at} {within}{since}; closest: datagram #{a.seq} "
             f"({a.summary()}): {_mismatch(findings)}",
             findings,
             a.seq,
         )
     nothing = Finding("message", describe_template(step.message, run.bindings), "nothing", False)
-    verdict = Verdict.INCONCLUSIVE if control is not None else Verdict.FAIL
-    return result(verdict, f"no matching message arrived at {step.at} {within}{since}", [nothing], None)
+    verdict = Verdict.INCONCLUSIVE if control is not None else failed
+    return result(verdict, f"{prefix}no matching message arrived at {step.at} {within}{since}", [nothing], None)
 
 
 async def _answered_con(run: CaseRun, step: ExpectStep) -> tuple[int, int] | None:

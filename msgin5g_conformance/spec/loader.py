@@ -38,7 +38,19 @@ SUT_NODES = {role: set(names) for role, names in nodes.SUT_ENDPOINTS.items()}
 UPPER_OPS_NEEDING_CLIENT = {"establish_link", "release_link"}
 # keys of an expect step that are about the step, not the message it expects
 _EXPECT_STEP_KEYS = frozenset(
-    {"at", "from", "timeout_ms", "grace_ms", "since_step", "capture", "requirement", "should", "needs", "answers"}
+    {
+        "at",
+        "from",
+        "timeout_ms",
+        "grace_ms",
+        "since_step",
+        "capture",
+        "requirement",
+        "should",
+        "needs",
+        "answers",
+        "sent_within_ms",
+    }
 )
 ANY_ROLE = "any"  # a role-independent case: run once per role (see load_all)
 
@@ -222,8 +234,9 @@ class _Checker:
                 self.add(
                     (*bpath, "since_step"), f"expected the index of an earlier top-level step (< {top}), found {since}"
                 )
-            if isinstance(body.get("timeout_ms"), str):
-                self.variables(body["timeout_ms"], (*bpath, "timeout_ms"))
+            for key in ("timeout_ms", "sent_within_ms"):
+                if isinstance(body.get(key), str):
+                    self.variables(body[key], (*bpath, key))
             self.message(msg, bpath, sending=False)
             should = body.get("should")
             if should is not None:
@@ -250,6 +263,7 @@ class _Checker:
                 since,
                 should,
                 answers,
+                body.get("sent_within_ms"),
                 requirements=reqs,
                 needs=needs,
             )

@@ -42,6 +42,9 @@ class ExpectStep(StepBase):
     should: Template | None = None  # fields that SHOULD hold: a mismatch is a recorded deviation
     # the index of the send step whose CON this ACK/RST answers (the step judges its acknowledgement)
     answers: str | None = None
+    # milliseconds (or a ${profile...} variable): what the step demands needs the case's earlier
+    # sends to leave within this span (e.g. all requests cached before a gateway's max wait ends)
+    sent_within_ms: int | str | None = None
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,12 @@ DEFAULT_READINGS: dict[str, str] = {
 BULK_RESPONSE_SHAPES = ("entries", "by-id")
 
 
+# A gateway case's requests must all be sent within this share of bulk_policy.max_wait_ms for it to
+# demand one bulk GET of them (sent_within_ms): a request that arrives later may still wait in the
+# gateway's receive queue when its timer fires, and go with the next bulk GET.
+SENT_WITHIN_SHARE = 0.8
+
+
 @dataclass(frozen=True)
 class Timers:
     response_ms: int  # how long an expectation waits
