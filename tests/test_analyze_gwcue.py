@@ -640,3 +640,11 @@ def test_a_request_just_before_the_timer_may_go_with_the_next_bulk_get(tmp_path:
     earlier = [queued[0], (1.1, ue(2), PC5, request(2, 2)), *queued[2:]]  # 400 ms before: it was cached
     got = judge_trace(tmp_path, earlier)
     assert got[0].verdict is Verdict.FAIL and "leaves out cue2" in got[0].reason, got[0].reason
+
+
+def test_a_bulk_get_sent_before_the_timer_leaves_nothing_out_below_min_batch(tmp_path: Path) -> None:
+    """Sent 30 ms after the first request, a bulk GET is not the max-wait timer's: a request
+    captured just before it and left out fails (gw-omits-one-ue), however close it came."""
+    prompt = [(0.0, ue(1), PC5, request(1, 1)), (0.02, ue(2), PC5, request(2, 2)), (0.03, UU, SCMS, bulk_get([1]))]
+    got = judge_trace(tmp_path, prompt)
+    assert got[0].verdict is Verdict.FAIL and "leaves out cue2" in got[0].reason, got[0].reason

@@ -157,6 +157,7 @@ def test_a_send_names_the_message_id_it_put_on_the_wire(fast_profile: Profile) -
                     bindings=templates.Bindings(fast_profile, ROOT),
                     stimulus=lambda seq, message: None,
                     sent={},
+                    send_times=[],
                     sent_unnumbered={},  # (record=None: unnumbered, as in sniff mode)
                 )
                 message = templates.parse({"type": "NON", "code": "2.05", "token": "d1d1", "payload": {"text": "x"}})

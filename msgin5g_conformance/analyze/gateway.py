@@ -61,9 +61,11 @@ CFG = ("REQ-GW-CFG-1",)
 JUDGED = frozenset({*BULK1, *BULK2, *BULK3, *CFG, *FORMAT})
 
 GRACE_S = 0.5  # the gateway cases' grace_ms on the max_wait timer: scheduling tolerance
-# A request captured this share of max_wait or less before a bulk GET may still have waited in the
-# gateway's receive queue when its timer fired: left out, it goes with the next bulk GET (the live
-# cases' sent_within_ms allows the same).
+# A request captured this share of max_wait or less before a bulk GET that its max-wait timer sent
+# (one max wait, less that share, after the first request it holds) may still have waited in the
+# gateway's receive queue when the timer fired: left out, it goes with the next bulk GET (the live
+# cases' sent_within_ms allows the same). A bulk GET sent sooner was not the timer's: it leaves
+# out nothing below min_batch.
 QUEUED_SHARE = 1 - SENT_WITHIN_SHARE
 MIN_BATCH_S = 1.3  # GW-BULK-002: a full batch's bulk GET within 1,300 ms of the first request
 MAX_ANSWER_BYTES = 4 << 20  # the largest bulk answer reassembled (the tester's SCM-S serves up to this)
@@ -366,8 +368,11 @@ class GatewayAnalysis:
         if unknown:
             problems.append(f"{p.query_ue_ids} names {', '.join(unknown)}, with no cached request")
         listed = set(ids)
-        queued = f.when - self.max_wait_s * QUEUED_SHARE  # captured after this: maybe not yet read
-        before = [r for r in self.pending.values() if r.frame.when <= queued]
+        before = [r for r in self.pending.values() if r.frame.when <= f.when]
+        first = min((r.frame.when for r in before), default=f.when)
+        if f.when - first >= self.max_wait_s * SENT_WITHIN_SHARE:  # the max-wait timer sent it
+            queued = f.when - self.max_wait_s * QUEUED_SHARE  # captured after this: maybe not yet read
+            before = [r for r in before if r.frame.when <= queued]
         left_out = [r for r in before if r.ue_id not in listed]
         carried = len(listed) >= p.min_batch  # a full batch may leave later requests to the next one
         if left_out and not carried:
