@@ -71,10 +71,12 @@ def validator_for(name: str) -> jsonschema.protocols.Validator:
 
     For the harness's own files "integer" means an integer as written (JSON Schema admits
     ``65401.0``, which then breaks every use of a port) and "number" a finite one (``.nan`` passes
-    every bound, as no comparison with it is true)."""
+    every bound, as no comparison with it is true).
+
+    The package's own schemas are not checked against the meta-schema here (a tenth of a second
+    in every process): tests/test_loader.py checks each shipped schema once."""
     schema = load_schema(name)
     base = jsonschema.validators.validator_for(schema)
-    base.check_schema(schema)
     checker = base.TYPE_CHECKER.redefine_many({"integer": _is_integer, "number": _is_number})
     cls = jsonschema.validators.extend(base, type_checker=checker)
     v: jsonschema.protocols.Validator = cls(schema, format_checker=base.FORMAT_CHECKER)

@@ -154,3 +154,59 @@ def test_a_corrupt_pcapng_block_is_named_with_its_offset(tmp_path: Path) -> None
     assert len(seen) == 1 and isinstance(seen[0], Frame)
     assert err.value.offset == second, str(err.value)
     assert "does not match its trailing copy" in str(err.value) and str(path) in str(err.value)
+
+
+def _ethernet(packet: bytes, ethertype: int = 0x0800) -> bytes:
+    return b"\x00" * 12 + struct.pack("!H", ethertype) + packet
+
+
+def _edge_frames() -> list[bytes]:
+    """Ethernet frames at the edges of the reader's IPv4/UDP fast path, each beside its neighbour."""
+    plain = ipv4("127.9.0.1", "127.9.0.2", udp(65401, 65401, b"\x40\x01\x00\x01"))
+    with_options = bytearray(plain)
+    with_options[0] = 0x46  # IHL 6: four bytes of IP options
+    with_options[2:4] = struct.pack("!H", len(plain) + 4)
+    with_options[20:20] = b"\x01\x01\x01\x00"
+    long_udp = bytearray(plain)
+    long_udp[24:26] = struct.pack("!H", 200)  # a UDP length past the IP packet
+    short_udp = bytearray(plain)
+    short_udp[24:26] = struct.pack("!H", 4)  # shorter than its own header
+    long_total = bytearray(plain)
+    long_total[2:4] = struct.pack("!H", 400)  # an IP total length past the frame
+    trailer = plain + b"\x00" * 6  # Ethernet padding after the datagram
+    tcp = bytearray(plain)
+    tcp[9] = 6
+    vlan = b"\x00" * 12 + b"\x81\x00\x00\x01\x08\x00" + plain
+    return [
+        _ethernet(plain),
+        _ethernet(bytes(with_options)),
+        _ethernet(bytes(long_udp)),
+        _ethernet(bytes(short_udp)),
+        _ethernet(bytes(long_total)),
+        _ethernet(trailer),
+        _ethernet(bytes(tcp)),
+        vlan,
+        *(_ethernet(f) for f in fragments()),
+        _ethernet(plain),
+    ]
+
+
+def test_the_ipv4_fast_path_reads_as_the_general_decoder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reader's one-unpack path for Ethernet/IPv4/UDP frames gives exactly what the general
+    decoder gives, frame by frame, for plain datagrams and for every frame it must hand on
+    (IP options, bad UDP or IP lengths, padding, TCP, VLAN tags, fragments)."""
+    from msgin5g_conformance.analyze import reader
+
+    path = pcap(tmp_path / "edges.pcap", 1, _edge_frames())
+    fast = [repr(f) for f in iter_capture(path)]
+
+    class Never:
+        def unpack_from(self, buf: bytes, offset: int) -> tuple[int, int, int, int, int, bytes, int]:
+            return (0, 0, 0, 0, 0, b"", 0)  # no frame takes the fast path
+
+    monkeypatch.setattr(reader, "_ETH_V4_UDP", Never())
+    general = [repr(f) for f in iter_capture(path)]
+    assert fast == general
+    frames = [f for f in iter_capture(path) if isinstance(f, Frame)]
+    assert [f.payload for f in frames[:2]] == [b"\x40\x01\x00\x01"] * 2  # plain, then with IP options
+    assert len(frames) >= 5 and len(fast) > len(frames)  # problems among them

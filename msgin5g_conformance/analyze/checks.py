@@ -13,7 +13,7 @@ from __future__ import annotations
 import heapq
 from array import array
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from msgin5g_conformance.analyze.capture import Frame, Problem
@@ -67,7 +67,6 @@ class _Open:
     to: tuple[str, int] | None = None
     requirements: tuple[str, ...] = ()
     why: str = ""
-    seen: list[int] = field(default_factory=list)
     seq: int = 0  # the order it opened in (set by RelayAnalysis._add)
     keys: tuple[tuple[object, ...], ...] = ()  # where RelayAnalysis._index files it
     # an altered copy: judged when the wait ends, unless an intact copy comes first (a relay that
@@ -143,6 +142,10 @@ def _up_key(msg: codec.CoapMessage) -> tuple[object, ...]:
 
 
 _URI_PATH, _URI_QUERY = int(OptionNumber.URI_PATH), int(OptionNumber.URI_QUERY)
+# plain ints for what every frame is compared with (an enum member is looked up on its class)
+_CON, _NON, _ACK, _RST = (int(t) for t in (MessageType.CON, MessageType.NON, MessageType.ACK, MessageType.RST))
+_GET = int(Code.GET)
+_PASS = Verdict.PASS
 
 
 def _differences(want: codec.CoapMessage, got: codec.CoapMessage, profile: Profile) -> list[str]:
@@ -179,6 +182,8 @@ class RelayAnalysis:
         self._seen_times = array("d")
         self._seen_head = 0
         self._ends = topology.sut_endpoints()
+        self._observed = topology.observed
+        self._port, self._relayed_codes = profile.port, profile.relayed_codes
         self._pc5, self._uu, self._scms_host = topology.pc5, topology.uu, topology.scms[0]
         self._source_port = profile.port_match in ("source", "both")  # "from UDP port 65401": the source
         self._clients: dict[str, Client] = {}  # UE id -> client (the role map's first of an id, as client_by_id)
@@ -220,19 +225,32 @@ class RelayAnalysis:
         """The open exchanges a datagram from the relay may be the copy of, oldest first (an uplink
         one filed by the raw Uri-Path and Uri-Query it must carry: equal, by construction)."""
         index, code = self._index, msg.code
+        if f.src == self._uu and f.src != self._pc5:  # one key: the bucket as it is, in opening order
+            bucket = index.get(_up_key(msg))
+            return list(bucket.values()) if bucket else []
         found = []
         if f.src == self._uu:
             found.append(index.get(_up_key(msg)))
         if f.src == self._pc5:
-            found.append(index.get(("to", code, f.dst)))
-            found.append(index.get(("rcpt", code, recipient or "")))
+            to = index.get(("to", code, f.dst))
+            named = index.get(("rcpt", code, recipient or ""))
+            if not self._discards and f.src != self._uu:  # the common case: a downlink copy
+                if not to:
+                    return list(named.values()) if named else []
+                if not named or named.keys() == to.keys():
+                    return list(to.values())
+            found += (to, named)
             if self._discards:
                 found.append(index.get(("discard", code, msg.payload)))
         buckets = [b for b in found if b]
         if not buckets:
             return []
         first = buckets[0]
-        if all(b.keys() == first.keys() for b in buckets[1:]):  # one bucket, or the same opens twice
+        keys = first.keys()
+        for b in buckets[1:]:  # one bucket, or the same opens twice (a loop: no generator per datagram)
+            if b.keys() != keys:
+                break
+        else:
             return list(first.values())  # filed in the order they opened
         found_by_seq = {o.seq: o for b in buckets for o in b.values()}
         return [found_by_seq[n] for n in sorted(found_by_seq)]
@@ -258,17 +276,22 @@ class RelayAnalysis:
         return False
 
     def mine(self, f: Frame) -> bool:
-        return (f.src in self._ends or f.dst in self._ends) and self.t.watches(f.when)
+        ends, observed = self._ends, self._observed  # Topology.watches, inlined: this runs for every frame
+        return (f.src in ends or f.dst in ends) and (observed is None or observed[0] <= f.when <= observed[1])
 
     def tick(self, when: float) -> Iterable[Judgement]:
         """Time goes on (any frame of the capture): waits that expired close."""
-        if self.t.observed is not None:  # past the end of the topology's time its addresses are not watched
-            when = min(when, self.t.observed[1])
+        observed = self._observed
+        if observed is not None and when > observed[1]:  # past the end of the topology's time its
+            when = observed[1]  # addresses are not watched
         if when > self.last_when:
             self.last_when = when
-        if not self._deadlines or self._deadlines[0][0] >= when:
-            return ()  # the common case, decided without a generator
-        return list(self._expire(when))
+        deadlines, opened = self._deadlines, self.open
+        while deadlines and deadlines[0][0] < when:
+            if deadlines[0][1] in opened:
+                return self._expire(when)
+            heapq.heappop(deadlines)  # the wait of an exchange its copy closed: nothing to judge
+        return ()  # the common case, decided without a list
 
     def feed(self, f: Frame) -> Iterable[Judgement]:
         """The judgements this frame closes (mostly none: a plain function, not a generator, as it
@@ -296,36 +319,38 @@ class RelayAnalysis:
             return [
                 Judgement("truncated frame", Verdict.INCONCLUSIVE, why, (), [f.number], f.when, topology=self.t.name)
             ]
-        if msg.mtype <= MessageType.NON and self._repeated(f, msg):  # CON (0) or NON (1)
+        if msg.mtype <= _NON and self._repeated(f, msg):  # CON (0) or NON (1)
             return ()  # a retransmission: judged once
         if from_sut:
             return self._from_relay(f, msg)
         if f.dst == self._pc5:
-            if msg.mtype == MessageType.CON:
+            if msg.mtype == _CON:
                 self._client_con(f, msg.mid)
             self._uplink_request(f, msg)
         elif f.dst == self._uu and src[0] == self._scms_host:
-            return list(self._downlink_response(f, msg))
+            return self._downlink_response(f, msg)
         return ()
 
     def _uplink_request(self, f: Frame, msg: codec.CoapMessage) -> None:
-        if msg.code != Code.GET or f.dst[1] != self.p.port:
+        if msg.code != _GET or f.dst[1] != self._port:
             return  # REQ-RELAY-UL-2 (open reading): every legal choice passes
-        if self._source_port and f.src[1] != self.p.port:
+        if self._source_port and f.src[1] != self._port:
             return
         recipient = _recipient(msg, self.p)
         if recipient != self.t.scms_recipient:
             return
         self._add(_Open("uplink", f, msg, recipient, f.when + self.wait_s, self.t.scms, UL))
 
-    def _downlink_response(self, f: Frame, msg: codec.CoapMessage) -> Iterator[Judgement]:
+    def _downlink_response(self, f: Frame, msg: codec.CoapMessage) -> Iterable[Judgement]:
+        """A response from the SCM-S side opens its downlink wait or its discard (mostly nothing to
+        judge yet: a plain function, not a generator, as it runs for every response)."""
         if not 0x40 <= msg.code <= 0xBF:
-            return
-        if self._source_port and f.src[1] != self.p.port:
+            return ()
+        if self._source_port and f.src[1] != self._port:
             self._add(_Open("discard", f, msg, "", 0.0, None, DISCARD, "not from UDP port 65401"))
-            return
+            return ()
         recipient = _recipient(msg, self.p)
-        if msg.code not in self.p.relayed_codes:
+        if msg.code not in self._relayed_codes:
             if self.p.reading("other_response_codes") == "discard":
                 self._add(
                     _Open(
@@ -339,24 +364,25 @@ class RelayAnalysis:
                         f"code {code_name(msg.code)} (reading other_response_codes: discard)",
                     )
                 )
-            return
+            return ()
         client = self._clients.get(recipient) if recipient is not None else None
         if client is None:
             why = "no recipient option" if recipient is None else f"recipient {recipient!r} names no linked client"
             self._add(_Open("discard", f, msg, recipient or "", 0.0, None, DISCARD, why))
-            return
+            return ()
         linked = client.linked_at(f.when)
         if linked is None:
-            yield Judgement(
-                f"{code_name(msg.code)} for {client.name}",
-                Verdict.INCONCLUSIVE,
-                f"the role map does not say whether {client.name} had a one-to-one link at this time",
-                DL + DISCARD,
-                [f.number],
-                f.when,
-                topology=self.t.name,
-            )
-            return
+            return [
+                Judgement(
+                    f"{code_name(msg.code)} for {client.name}",
+                    Verdict.INCONCLUSIVE,
+                    f"the role map does not say whether {client.name} had a one-to-one link at this time",
+                    DL + DISCARD,
+                    [f.number],
+                    f.when,
+                    topology=self.t.name,
+                )
+            ]
         if linked:
             self._add(_Open("downlink", f, msg, recipient or "", f.when + self.wait_s, client.endpoint, DL))
         else:
@@ -372,10 +398,11 @@ class RelayAnalysis:
                     f"{client.name} had no one-to-one link at this time",
                 )
             )
+        return ()
 
     def _from_relay(self, f: Frame, msg: codec.CoapMessage) -> list[Judgement]:
         out: list[Judgement] = []
-        if (msg.mtype == MessageType.ACK and msg.code == 0) or msg.mtype == MessageType.RST:
+        if (msg.mtype == _ACK and msg.code == 0) or msg.mtype == _RST:
             return out
         recipient = _recipient(msg, self.p) if f.src == self._pc5 else None
         for o in self._candidates(f, msg, recipient):
@@ -394,7 +421,7 @@ class RelayAnalysis:
                 and msg.code == o.msg.code
                 and (f.dst == o.to or recipient == o.recipient)
             ):
-                stray_ack = msg.mtype == MessageType.ACK and not self._answers_client_con(f, msg.mid)
+                stray_ack = msg.mtype == _ACK and not self._answers_client_con(f, msg.mid)
                 if f.dst == o.to and not stray_ack and _differences(o.msg, msg, self.p):
                     o.near = o.near or (f, msg)
                     return out
@@ -432,7 +459,7 @@ class RelayAnalysis:
                     )
                 )
                 return out
-        if msg.mtype != MessageType.ACK:  # an ACK answers a CON sent to the relay
+        if msg.mtype != _ACK:  # an ACK answers a CON sent to the relay
             out.append(self._unaccounted(f, msg))
         return out
 
@@ -500,38 +527,45 @@ class RelayAnalysis:
                 o.frame.when,
                 topology=self.t.name,
             )
-        after = (f.when - o.frame.when) * 1000
-        return Judgement(
+        when = o.frame.when
+        return Judgement(  # positional: this runs for every exchange relayed intact
             title,
-            Verdict.PASS,
-            f"relayed intact {after:.0f} ms later",
+            _PASS,
+            f"relayed intact {(f.when - when) * 1000:.0f} ms later",
             o.requirements,
             frames,
-            o.frame.when,
-            topology=self.t.name,
+            when,
+            None,
+            self.t.name,
         )
 
-    def _expire(self, now: float) -> Iterator[Judgement]:
-        while self._deadlines and self._deadlines[0][0] < now:
-            _, seq = heapq.heappop(self._deadlines)
-            o = self.open.get(seq)
+    def _expire(self, now: float) -> list[Judgement]:
+        """The waits that end before ``now`` (a list, not a generator: mostly those of exchanges
+        their copies closed already, which leave nothing to judge)."""
+        out: list[Judgement] = []
+        deadlines, opened, pop = self._deadlines, self.open, heapq.heappop
+        while deadlines and deadlines[0][0] < now:
+            o = opened.get(pop(deadlines)[1])
             if o is None:  # closed by its copy
                 continue
             self._drop(o)
             if o.near is not None:
-                yield self._copied(o, *o.near, self._title(o))
+                out.append(self._copied(o, *o.near, self._title(o)))
                 continue
             what = "GET not relayed uplink" if o.kind == "uplink" else f"{code_name(o.msg.code)} not relayed downlink"
             req = o.requirements  # as the live check of the copy: it decides both
-            yield Judgement(
-                what,
-                Verdict.FAIL,
-                f"no copy within {self.wait_s * 1000:.0f} ms",
-                req,
-                [o.frame.number],
-                o.frame.when,
-                topology=self.t.name,
+            out.append(
+                Judgement(
+                    what,
+                    Verdict.FAIL,
+                    f"no copy within {self.wait_s * 1000:.0f} ms",
+                    req,
+                    [o.frame.number],
+                    o.frame.when,
+                    topology=self.t.name,
+                )
             )
+        return out
 
     def finish(self) -> Iterator[Judgement]:
         """The end of the trace: discards proved over the rest of it; waits it cut short."""

@@ -242,7 +242,8 @@ def analyze_benchmark(path: str | Path, roles: str | Path | None = None, tally: 
     counts = tally if tally is not None else {}
 
     def count(j: Judgement) -> None:
-        counts[j.verdict.value] = counts.get(j.verdict.value, 0) + 1
+        value = j.verdict._value_  # the member's attribute: .value is a Python-level property
+        counts[value] = counts.get(value, 0) + 1
 
     _, frames, _ = analyse(iter_capture(path), list(role_map.topologies), profile, count)
     return frames

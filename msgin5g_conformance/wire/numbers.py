@@ -185,11 +185,20 @@ def is_empty(code: int) -> bool:
     return code == 0
 
 
-def code_name(code: int) -> str:
-    """The code as "c.dd Title" when registered, as bare "c.dd" otherwise."""
+def _code_name(code: int) -> str:
     dotted = code_to_str(code)
     title = _CODE_TITLES.get(code)
     return dotted if title is None else f"{dotted} {title}"
+
+
+_CODE_NAMES = tuple(_code_name(c) for c in range(256))  # offline analysis names a code per verdict
+
+
+def code_name(code: int) -> str:
+    """The code as "c.dd Title" when registered, as bare "c.dd" otherwise."""
+    if 0 <= code <= 0xFF:
+        return _CODE_NAMES[code]
+    return _code_name(code)  # raises the ValueError of code_to_str
 
 
 class OptionNumber(IntEnum):

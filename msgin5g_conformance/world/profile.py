@@ -12,14 +12,16 @@ import json
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jsonschema
 
 from msgin5g_conformance import schemacheck, yamlsource
 from msgin5g_conformance.errors import DefinitionError, Problem
-from msgin5g_conformance.wire.endpoint import CoapTimers
 from msgin5g_conformance.wire.numbers import parse_code
+
+if TYPE_CHECKING:  # the endpoint module brings asyncio and sockets: not imported by offline analysis
+    from msgin5g_conformance.wire.endpoint import CoapTimers
 
 DEFAULT_PROFILE = "default-profile.yaml"
 
@@ -55,6 +57,8 @@ class Timers:
 
     @property
     def coap(self) -> CoapTimers:
+        from msgin5g_conformance.wire.endpoint import CoapTimers
+
         return CoapTimers(self.ack_timeout_ms / 1000, self.max_retransmit)
 
 
