@@ -183,6 +183,10 @@ def _message(
     return made
 
 
+# the members parse compares with, bound once (an enum member is looked up on its class each time)
+_NON, _ACK, _RST = MessageType.NON, MessageType.ACK, MessageType.RST
+
+
 def parse(data: bytes | bytearray | memoryview) -> CoapMessage:
     """Decode one UDP datagram into a :class:`CoapMessage`, strictly.
 
@@ -221,7 +225,7 @@ def parse(data: bytes | bytearray | memoryview) -> CoapMessage:
     mid = (buf[2] << 8) | buf[3]
 
     if code == 0:
-        if mtype is MessageType.NON:
+        if mtype is _NON:
             raise MalformedDatagram("a Non-confirmable message must not be Empty (code 0.00)", 1)
         if tkl:
             raise MalformedDatagram(f"Empty message (code 0.00) with token length {tkl}, must be 0", 0)
@@ -230,9 +234,9 @@ def parse(data: bytes | bytearray | memoryview) -> CoapMessage:
                 f"Empty message (code 0.00) has {n - _HEADER_LEN} bytes after the Message ID", _HEADER_LEN
             )
         return _message(mtype, 0, mid, b"", (), b"")
-    if mtype is MessageType.RST:
+    if mtype is _RST:
         raise MalformedDatagram(f"a Reset message must be Empty (code 0.00), got {code_name(code)}", 1)
-    if mtype is MessageType.ACK and code_class == 0:
+    if mtype is _ACK and code_class == 0:
         raise MalformedDatagram(f"an Acknowledgement must not carry a request, got {code_name(code)}", 1)
 
     pos = _HEADER_LEN + tkl
