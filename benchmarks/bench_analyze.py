@@ -31,6 +31,7 @@ issue 14 (ratio >= 2, RSS <= 100 MB).  No assertions: the figures are printed.
 from __future__ import annotations
 
 import argparse
+import compileall
 import importlib
 import json
 import random
@@ -326,6 +327,9 @@ def run(sizes: list[int], keep: bool, repeat: int) -> None:
     print(f"python {sys.version.split()[0]}; tshark {'at ' + tshark if tshark else 'not installed'}; ", end="")
     print(f"full analysis {'present' if analysis else 'not present (n/a)'}; files in {folder}")
     print("figures on a shared 2-core machine are noisy; wall time includes process start-up")
+    # byte-code as an installed package has it (make bytecode): without it, under
+    # PYTHONDONTWRITEBYTECODE every measured process would compile the package first
+    compileall.compile_dir(str(Path(__file__).resolve().parent.parent / "msgin5g_conformance"), quiet=1)
     began = time.perf_counter()
     roles = folder / "roles.yaml"
     role_map(roles)
