@@ -529,3 +529,27 @@ def test_encode_uint_rejects_negative() -> None:
     """Negative numbers have no uint encoding."""
     with pytest.raises(ValueError):
         encode_uint(-1)
+
+
+def test_a_tail_parsed_before_is_reused_with_the_new_header() -> None:
+    """parse keeps the options and payload of tails it decoded (a relay's copy repeats its
+    original's): the same tail under another header gives that header's fields, a malformed tail
+    fails every time, and the memory is bounded."""
+    from msgin5g_conformance.wire import codec as c
+
+    tail = b"\xb4conf\x33abc\xff{}"
+    first = c.parse(b"\x42\x01\x00\x07\xab\xcd" + tail)  # CON GET, MID 7, token abcd
+    again = c.parse(b"\x51\x45\x12\x34\x99" + tail)  # NON 2.05, MID 0x1234, token 99
+    assert (first.mtype, first.code, first.mid, first.token) == (MessageType.CON, 0x01, 7, b"\xab\xcd")
+    assert (again.mtype, again.code, again.mid, again.token) == (MessageType.NON, 0x45, 0x1234, b"\x99")
+    assert again.options == first.options == ((11, b"conf"), (14, b"abc"))
+    assert again.payload == first.payload == b"{}"
+    with pytest.raises(c.MalformedDatagram):
+        c.parse(b"\x40\x01\x00\x01\xff")  # marker, empty payload
+    with pytest.raises(c.MalformedDatagram):
+        c.parse(b"\x40\x01\x00\x02\xff")  # the same, not remembered as well-formed
+    with pytest.raises(c.MalformedDatagram):
+        c.parse(b"\x70\x01\x00\x02" + tail)  # a Reset is Empty whatever its tail
+    for i in range(3 * c._TAIL_ENTRIES):
+        c.parse(b"\x40\x01\x00\x01\xff" + i.to_bytes(4, "big"))
+    assert len(c._tails) <= c._TAIL_ENTRIES
