@@ -262,7 +262,7 @@ class RelayAnalysis:
         while head < len(times) and times[head] < cutoff:
             seen.discard(keys[head])
             head += 1
-        if head > 4096 and head * 2 > len(times):  # the forgotten half goes
+        if head > 4096 and head * 4 > len(times):  # the forgotten quarter goes (memory: the span, not twice it)
             del keys[:head]
             del times[:head]
             head = 0
@@ -497,8 +497,10 @@ class RelayAnalysis:
         cons = self._client_cons
         cons[hash((f.src, mid))] = f.when
         if len(cons) >= self._client_cons_prune:  # bounded by the CONs of one span
-            self._client_cons = {k: w for k, w in cons.items() if f.when - w < self.span_s}
-            self._client_cons_prune = max(4096, 2 * len(self._client_cons))
+            cutoff = f.when - self.span_s
+            for k in [k for k, w in cons.items() if w <= cutoff]:  # in place: no second table at the peak
+                del cons[k]
+            self._client_cons_prune = max(4096, len(cons) + len(cons) // 2)
 
     def _answers_client_con(self, f: Frame, mid: int) -> bool:
         """Whether an ACK from the PC5 side answers a CON the client sent it (a piggybacked response)."""
