@@ -54,6 +54,20 @@ def offline_verdicts(folder: Path, profile: Profile) -> dict[str, dict[str, Verd
     return out
 
 
+def offline_fails(folder: Path, profile: Profile) -> list[str]:
+    """Every failing judgement of the folder's captures, as 'capture: title: reason (requirements)'."""
+    roles = load_roles(folder / "roles.yaml", profile.max_file_bytes)
+    out: list[str] = []
+    for path in capture_files(folder):
+        judgements, _, _ = analyse(iter_capture(path), roles.for_capture(path), profile)
+        out += [
+            f"{path.name}: {j.title}: {j.reason} ({', '.join(j.requirements)})"
+            for j in judgements
+            if j.verdict is Verdict.FAIL
+        ]
+    return out
+
+
 def disagreements(
     role: str, results: dict[str, CaseResult], folder: Path, profile: Profile, breaks: str | None = None
 ) -> tuple[list[str], set[str], set[tuple[str, str, str]]]:

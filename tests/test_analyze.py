@@ -146,3 +146,52 @@ def test_benchmark_entry_counts_frames(tmp_path: Path) -> None:
     cap = tmp_path / "b.pcap"
     write_pcap(cap, [Datagram(i, 1.0 + i, CUE1, PC5, msg(Code.GET, i, "x")) for i in range(5)])
     assert analyze_benchmark(cap) == 5
+
+
+def _with(raw: bytes, *extra: tuple[int, bytes], token: bytes = b"\x01", mtype: MessageType | None = None) -> bytes:
+    """``raw`` (a message of msg()) with more options, another token or another type."""
+    m = codec.parse(raw)
+    return codec.encode(
+        codec.CoapMessage(mtype or m.mtype, m.code, m.mid, token, tuple(sorted(m.options + extra)), m.payload)
+    )
+
+
+CRIT = (65011, b"unknown-critical")  # experimental range, critical (odd), unknown to everyone
+
+
+def test_a_critical_option_the_relay_may_not_know_leaves_either_choice(tmp_path: Path) -> None:
+    """RFC 7252 5.4.1: a GET or a response with a critical option the relay does not recognise may be
+    rejected (a relay that ends CoAP) or relayed (one that forwards); the relay's own 4.02 to the
+    client, as a separate response (5.2.2), is not a relayed message. What no request of the client
+    accounts for still fails."""
+    get = _with(msg(Code.GET, 1, "scm-s.msgin5g.example", b"q", GET), CRIT, token=b"\xb1")
+    reject = codec.encode(codec.CoapMessage(MessageType.CON, Code.BAD_OPTION, 50, b"\xb1", (), b"65011"))
+    status, doc = run(
+        tmp_path,
+        [
+            (0.0, CUE1, PC5, get),  # rejected: the relay's own 4.02, as a CON of its own
+            (0.01, PC5, CUE1, reject),
+            (0.1, CUE1, PC5, _with(get, token=b"\xb2")),  # relayed as it came
+            (0.11, UU, SCMS, _with(get, token=b"\xb2")),
+            (0.2, SCMS, UU, _with(msg(Code.CONTENT, 2, "cue1.msgin5g.example", b"{}"), CRIT)),  # rejected
+            (0.3, SCMS, UU, _with(msg(Code.CONTENT, 3, "cue1.msgin5g.example", b"{}"), CRIT)),  # relayed
+            (0.31, PC5, CUE1, _with(msg(Code.CONTENT, 9, "cue1.msgin5g.example", b"{}"), CRIT)),
+            (0.4, CUE1, PC5, msg(Code.GET, 4, "scm-s.msgin5g.example", b"q", GET)),  # and one as usual
+            (0.41, UU, SCMS, msg(Code.GET, 10, "scm-s.msgin5g.example", b"q", GET)),
+            (2.0, CUE1, CUE1, b"x"),
+        ],
+    )
+    assert status == 0, verdicts(doc)
+    assert verdicts(doc) == [("pass", ("REQ-RELAY-UL-1", "REQ-RELAY-TERM-1"), [8, 9])]
+    # a 4.02 (or a 2.05) from the relay that answers no request of that client is still unaccounted
+    status, doc = run(
+        tmp_path,
+        [
+            (0.0, CUE1, PC5, get),
+            (0.01, PC5, CUE1, codec.encode(codec.CoapMessage(MessageType.CON, Code.BAD_OPTION, 51, b"\xee", (), b""))),
+            (0.02, PC5, CUE1, codec.encode(codec.CoapMessage(MessageType.CON, Code.CONTENT, 52, b"\xb1", (), b"{}"))),
+            (2.0, CUE1, CUE1, b"x"),
+        ],
+    )
+    assert status == 1
+    assert verdicts(doc) == [("fail", ("REQ-RELAY-DL-1",), [2]), ("fail", ("REQ-RELAY-DL-1",), [3])]

@@ -143,9 +143,15 @@ def test_conformant_variant_passes_every_case(role: str, name: str, tmp_path: Pa
     _, cls, why = CONFORMANT[name]
     assert why, f"conformant:{name} cites no sentence that allows it"
     profile = load_profile(profile_with(tmp_path, name, flatten(cls.PROTOCOL)))
-    got = run_suite(role, f"conformant:{name}", profile, None)
+    pcaps = tmp_path / "pcaps"
+    got = run_suite(role, f"conformant:{name}", profile, pcaps)
     not_passed = {cid: r.reason for cid, r in got.items() if r.verdict not in (Verdict.PASS, Verdict.NOT_APPLICABLE)}
     assert not_passed == {}
+    # offline too, a legal alternative fails nothing: the run's pcaps re-judged with its roles.yaml
+    # agree with the live verdicts, and no judgement of any capture is a fail
+    offline_compare.check(role, f"conformant:{name}", got, pcaps, profile)
+    offline_fails = offline_compare.offline_fails(pcaps, profile)
+    assert offline_fails == [], offline_fails
     # At most one case set aside by the variant itself; the cases the profile's readings set aside
     # (a case that applies only under another reading) are set aside for the reference too.
     by_variant = [cid for cid, r in got.items() if r.verdict is Verdict.NOT_APPLICABLE and "profile" not in r.reason]

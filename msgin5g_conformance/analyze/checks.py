@@ -20,7 +20,7 @@ from msgin5g_conformance.analyze.capture import Frame, Problem
 from msgin5g_conformance.analyze.roles import Client, Topology
 from msgin5g_conformance.engine.verdict import Verdict
 from msgin5g_conformance.wire import codec
-from msgin5g_conformance.wire.numbers import Code, MessageType, OptionNumber, code_name
+from msgin5g_conformance.wire.numbers import OPTION_FORMATS, Code, MessageType, OptionNumber, code_name
 from msgin5g_conformance.world.profile import Profile
 
 UL = ("REQ-RELAY-UL-1", "REQ-RELAY-TERM-1")
@@ -72,6 +72,9 @@ class _Open:
     # an altered copy: judged when the wait ends, unless an intact copy comes first (a relay that
     # floods look-alikes may still relay the message itself, which the live check finds)
     near: tuple[Frame, codec.CoapMessage] | None = None
+    # relaying it is one legal choice of several (a message with a critical option the relay may
+    # not recognise, RFC 7252 5.4.1): its copy is accounted for, its absence judged nothing
+    optional: bool = False
 
 
 EXCHANGE_LIFETIME_S = 247.0  # RFC 7252 4.8.2 with the default transmission parameters
@@ -355,21 +358,34 @@ class RelayAnalysis:
             return self._from_relay(f, msg)
         if f.dst == self._pc5:
             if msg.mtype == _CON:
-                self._client_con(f, msg.mid)
-            self._uplink_request(f, msg)
+                self._client_sent(f, msg.mid)
+            if not self._uplink_request(f, msg) and 0 < msg.code < 0x20:
+                self._client_sent(f, msg.token)  # a request the relay may answer itself
         elif f.dst == self._uu and src[0] == self._scms_host:
             return self._downlink_response(f, msg)
         return ()
 
-    def _uplink_request(self, f: Frame, msg: codec.CoapMessage) -> None:
+    def _uplink_request(self, f: Frame, msg: codec.CoapMessage) -> bool:
+        """A client's request to the PC5 side: whether it opened a wait for its uplink copy."""
         if msg.code != _GET or f.dst[1] != self._port:
-            return  # REQ-RELAY-UL-2 (open reading): every legal choice passes
+            return False  # REQ-RELAY-UL-2 (open reading): every legal choice passes
         if self._source_port and f.src[1] != self._port:
-            return
+            return False
         recipient = _recipient(msg, self.p)
         if recipient != self.t.scms_recipient:
-            return
+            return False
+        if self._unknown_critical(msg):  # RFC 7252 5.4.1: a relay that ends CoAP rejects it (4.02),
+            # one that forwards relays it (reading relay_model): either passes
+            self._add(_Open("uplink", f, msg, recipient, f.when + self.wait_s, self.t.scms, (), optional=True))
+            return False
         self._add(_Open("uplink", f, msg, recipient, f.when + self.wait_s, self.t.scms, UL))
+        return True
+
+    def _unknown_critical(self, msg: codec.CoapMessage) -> bool:
+        """Whether the message carries a critical option (odd number, RFC 7252 5.4.6) that is neither
+        registered nor the profile's recipient option: one the relay may not recognise."""
+        known, recipient = OPTION_FORMATS, self.p.recipient_option
+        return any(n & 1 and n not in known and n != recipient for n, _ in msg.options)
 
     def _downlink_response(self, f: Frame, msg: codec.CoapMessage) -> Iterable[Judgement]:
         """A response from the SCM-S side opens its downlink wait or its discard (mostly nothing to
@@ -413,6 +429,12 @@ class RelayAnalysis:
                     topology=self.t.name,
                 )
             ]
+        if linked and self._unknown_critical(msg):  # RFC 7252 5.4.1: rejected by a relay that ends
+            # CoAP, relayed by one that forwards: either passes
+            self._add(
+                _Open("downlink", f, msg, recipient or "", f.when + self.wait_s, client.endpoint, (), optional=True)
+            )
+            return ()
         if linked:
             self._add(_Open("downlink", f, msg, recipient or "", f.when + self.wait_s, client.endpoint, DL))
         else:
@@ -437,6 +459,11 @@ class RelayAnalysis:
         recipient = _recipient(msg, self.p) if f.src == self._pc5 else None
         for o in self._candidates(f, msg, recipient):
             if o.kind == "uplink" and f.src == self._uu and f.dst == o.to and msg.code == o.msg.code:
+                if o.optional:  # its copy, if it is one (else the copy of a later exchange)
+                    if _differences(o.msg, msg, self.p):
+                        continue
+                    self._drop(o)
+                    return out
                 if _differences(o.msg, msg, self.p):
                     o.near = o.near or (f, msg)
                     return out
@@ -451,7 +478,12 @@ class RelayAnalysis:
                 and msg.code == o.msg.code
                 and (f.dst == o.to or recipient == o.recipient)
             ):
-                stray_ack = msg.mtype == _ACK and not self._answers_client_con(f, msg.mid)
+                if o.optional:  # its copy, if it is one (else the copy of a later exchange)
+                    if f.dst != o.to or _differences(o.msg, msg, self.p):
+                        continue
+                    self._drop(o)
+                    return out
+                stray_ack = msg.mtype == _ACK and not self._client_sent_before(f, msg.mid)
                 if f.dst == o.to and not stray_ack and _differences(o.msg, msg, self.p):
                     o.near = o.near or (f, msg)
                     return out
@@ -489,22 +521,31 @@ class RelayAnalysis:
                     )
                 )
                 return out
-        if msg.mtype != _ACK:  # an ACK answers a CON sent to the relay
-            out.append(self._unaccounted(f, msg))
+        if msg.mtype == _ACK:  # an ACK answers a CON sent to the relay
+            return out
+        if 0x80 <= msg.code <= 0xBF and self._client_sent_before(f, msg.token):
+            # the relay's own error answer, as a separate response (RFC 7252 5.2.2), to a request of
+            # that client it did not have to relay (4.02 for a critical option it does not know,
+            # 5.4.1; a 4.xx for a request it will not act on, 5.9.2): not a relayed message
+            return out
+        out.append(self._unaccounted(f, msg))
         return out
 
-    def _client_con(self, f: Frame, mid: int) -> None:
+    def _client_sent(self, f: Frame, what: int | bytes) -> None:
+        """Remember what a client sent the PC5 side for one span: a CON's Message ID, or the token of
+        a request the relay did not have to relay."""
         cons = self._client_cons
-        cons[hash((f.src, mid))] = f.when
+        cons[hash((f.src, what))] = f.when
         if len(cons) >= self._client_cons_prune:  # bounded by the CONs of one span
             cutoff = f.when - self.span_s
             for k in [k for k, w in cons.items() if w <= cutoff]:  # in place: no second table at the peak
                 del cons[k]
             self._client_cons_prune = max(4096, len(cons) + len(cons) // 2)
 
-    def _answers_client_con(self, f: Frame, mid: int) -> bool:
-        """Whether an ACK from the PC5 side answers a CON the client sent it (a piggybacked response)."""
-        sent = self._client_cons.get(hash((f.dst, mid)))
+    def _client_sent_before(self, f: Frame, what: int | bytes) -> bool:
+        """Whether the client this datagram of the PC5 side goes to sent it ``what`` (a CON's Message
+        ID: the datagram is an ACK that answers it; a request's token: the datagram answers it)."""
+        sent = self._client_cons.get(hash((f.dst, what)))
         return sent is not None and sent <= f.when and f.when - sent < self.span_s
 
     def _unaccounted(self, f: Frame, msg: codec.CoapMessage) -> Judgement:
@@ -581,6 +622,8 @@ class RelayAnalysis:
             if o is None:  # closed by its copy
                 continue
             self._drop(o)
+            if o.optional:  # not relaying it was legal too
+                continue
             if o.near is not None:
                 out.append(self._copied(o, *o.near, self._title(o)))
                 continue
@@ -605,6 +648,8 @@ class RelayAnalysis:
             yield from self.tick(self.t.observed[1])
         for o in self.open.values():
             rest = self.last_when - o.frame.when
+            if o.optional:
+                continue
             if o.kind == "discard":
                 ms = rest * 1000
                 if rest >= self.late_s:
