@@ -82,6 +82,8 @@ def test_suite_verdicts_against(role: str, sut: str, fast_profile: Profile, tmp_
     # the run's pcaps, re-judged offline with the roles.yaml it wrote, agree with the live verdicts
     breaks = ROLE_VARIANTS[role][name][1] if name in ROLE_VARIANTS[role] else None
     offline_compare.check(role, sut, got, tmp_path, fast_profile, breaks)
+    if sut == "reference":  # a correct SUT fails nothing offline either, in any capture of its run
+        assert offline_compare.offline_fails(tmp_path, fast_profile) == []
 
 
 def test_a_foreach_waits_once_for_a_defective_sut(fast_profile: Profile) -> None:
