@@ -187,6 +187,7 @@ class RelayAnalysis:
         self._ends = topology.sut_endpoints()
         self._observed = topology.observed
         self._port, self._relayed_codes = profile.port, profile.relayed_codes
+        self._known_options = frozenset({*OPTION_FORMATS, profile.recipient_option})
         self._pc5, self._uu, self._scms_host = topology.pc5, topology.uu, topology.scms[0]
         self._source_port = profile.port_match in ("source", "both")  # "from UDP port 65401": the source
         self._clients: dict[str, Client] = {}  # UE id -> client (the role map's first of an id, as client_by_id)
@@ -384,8 +385,11 @@ class RelayAnalysis:
     def _unknown_critical(self, msg: codec.CoapMessage) -> bool:
         """Whether the message carries a critical option (odd number, RFC 7252 5.4.6) that is neither
         registered nor the profile's recipient option: one the relay may not recognise."""
-        known, recipient = OPTION_FORMATS, self.p.recipient_option
-        return any(n & 1 and n not in known and n != recipient for n, _ in msg.options)
+        known = self._known_options
+        for n, _ in msg.options:  # noqa: SIM110 (a loop, not any(): it runs for every request and response)
+            if n & 1 and n not in known:
+                return True
+        return False
 
     def _downlink_response(self, f: Frame, msg: codec.CoapMessage) -> Iterable[Judgement]:
         """A response from the SCM-S side opens its downlink wait or its discard (mostly nothing to
