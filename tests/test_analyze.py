@@ -195,3 +195,25 @@ def test_a_critical_option_the_relay_may_not_know_leaves_either_choice(tmp_path:
     )
     assert status == 1
     assert verdicts(doc) == [("fail", ("REQ-RELAY-DL-1",), [2]), ("fail", ("REQ-RELAY-DL-1",), [3])]
+
+
+def test_frames_out_of_time_order_keep_their_waits(tmp_path: Path) -> None:
+    """A capture merged from two interfaces can hold a frame earlier than the one before it: its
+    wait is put in its place among the others, so each ends at its own time."""
+    status, doc = run(
+        tmp_path,
+        [
+            (0.5, CUE1, PC5, msg(Code.GET, 1, "scm-s.msgin5g.example", b"a", GET)),
+            (0.0, CUE1, PC5, msg(Code.GET, 2, "scm-s.msgin5g.example", b"b", GET)),  # earlier than the one before
+            (0.3, CUE1, PC5, msg(Code.GET, 3, "scm-s.msgin5g.example", b"c", GET)),
+            (1.2, UU, SCMS, msg(Code.GET, 7, "scm-s.msgin5g.example", b"a", GET)),  # a's within its wait
+            (1.4, CUE1, CUE1, b"x"),
+        ],
+    )
+    assert status == 1
+    # b's wait (until 1.0) and c's (until 1.3) end unrelayed, in their order; a is relayed in time
+    assert verdicts(doc) == [
+        ("fail", ("REQ-RELAY-UL-1", "REQ-RELAY-TERM-1"), [2]),
+        ("pass", ("REQ-RELAY-UL-1", "REQ-RELAY-TERM-1"), [1, 4]),
+        ("fail", ("REQ-RELAY-UL-1", "REQ-RELAY-TERM-1"), [3]),
+    ]

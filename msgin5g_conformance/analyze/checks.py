@@ -10,8 +10,9 @@ trace cannot decide is inconclusive with the reason.
 
 from __future__ import annotations
 
-import heapq
+import bisect
 from array import array
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -170,7 +171,9 @@ class RelayAnalysis:
         # looked up by, and the waits by deadline: a frame costs a few look-ups, not a scan
         self.open: dict[int, _Open] = {}
         self._index: dict[tuple[object, ...], dict[int, _Open]] = {}
-        self._deadlines: list[tuple[float, int]] = []
+        # the waits by deadline: every wait is as long, so in a capture in time order they end in
+        # the order they opened (a queue); a frame out of order is put in its place
+        self._deadlines: deque[tuple[float, int]] = deque()
         self._next = 0
         self._discards = 0  # how many of the open exchanges are discards (none: no look-up for one)
         self.last_when = 0.0
@@ -213,7 +216,11 @@ class RelayAnalysis:
         for k in o.keys:
             self._index.setdefault(k, {})[o.seq] = o
         if o.kind != "discard":
-            heapq.heappush(self._deadlines, (o.deadline, o.seq))
+            deadlines = self._deadlines
+            if not deadlines or deadlines[-1][0] <= o.deadline:
+                deadlines.append((o.deadline, o.seq))
+            else:
+                bisect.insort(deadlines, (o.deadline, o.seq))
 
     def _drop(self, o: _Open) -> None:
         del self.open[o.seq]
@@ -294,7 +301,7 @@ class RelayAnalysis:
         while deadlines and deadlines[0][0] < when:
             if deadlines[0][1] in opened:
                 return self._expire(when)
-            heapq.heappop(deadlines)  # the wait of an exchange its copy closed: nothing to judge
+            deadlines.popleft()  # the wait of an exchange its copy closed: nothing to judge
         return ()  # the common case, decided without a list
 
     def run(self, frames: Iterable[Frame | Problem], out: list[Judgement]) -> tuple[list[Judgement], int, int]:
@@ -620,9 +627,9 @@ class RelayAnalysis:
         """The waits that end before ``now`` (a list, not a generator: mostly those of exchanges
         their copies closed already, which leave nothing to judge)."""
         out: list[Judgement] = []
-        deadlines, opened, pop = self._deadlines, self.open, heapq.heappop
+        deadlines, opened, pop = self._deadlines, self.open, self._deadlines.popleft
         while deadlines and deadlines[0][0] < now:
-            o = opened.get(pop(deadlines)[1])
+            o = opened.get(pop()[1])
             if o is None:  # closed by its copy
                 continue
             self._drop(o)
@@ -694,7 +701,7 @@ class RelayAnalysis:
                 )
         self.open = {}
         self._index = {}
-        self._deadlines = []
+        self._deadlines = deque()
         self._discards = 0
 
 
