@@ -194,9 +194,11 @@ class RelayAnalysis:
         self._pc5, self._uu, self._scms_host = topology.pc5, topology.uu, topology.scms[0]
         self._source_port = profile.port_match in ("source", "both")  # "from UDP port 65401": the source
         self._clients: dict[str, Client] = {}  # UE id -> client (the role map's first of an id, as client_by_id)
-        # the CONs clients sent to the PC5 side, (client, MID) -> when, for MAX_TRANSMIT_SPAN: an ACK
-        # of the relay to a client carries a response piggybacked only on one of them (RFC 7252 5.2.1)
-        self._client_cons: dict[int, float] = {}  # keyed by the hash of (client, MID): 64 bits, compact
+        # what clients sent the PC5 side, for MAX_TRANSMIT_SPAN: (client, MID) of each CON -> when (an
+        # ACK of the relay to a client carries a response piggybacked only on one of them, RFC 7252
+        # 5.2.1), and (client, token) of each request the relay did not have to relay (its own error
+        # answer echoes that token, 5.2); keyed by the hash of the pair: 64 bits, compact
+        self._client_cons: dict[int, float] = {}
         self._client_cons_prune = 4096
         for c in topology.clients:
             self._clients.setdefault(c.ue_id, c)
