@@ -398,17 +398,6 @@ class _Decoder:
                 offset,
                 when,
             )
-        udp = ip + 20
-        if hlen == 20 and udp + 8 <= end:
-            # The common datagram (no IP options, the UDP header captured, the datagram whole):
-            # _udp's happy path inlined, a call less per frame; anything else goes to _udp.
-            last = udp + ((buf[udp + 4] << 8) | buf[udp + 5])
-            if udp + 8 <= last <= stop and last <= end:
-                key = buf[ip + 12 : udp + 4]
-                pair = _pairs.get(key) or _pair(key)
-                made: Frame = _FrameParts(number, when, offset, pair[0], pair[1], buf[udp + 8 : last])
-                made.__class__ = Frame
-                return made
         return self._udp(buf, ip + 12, 8, ip + hlen, stop, end, on_wire - hlen, number, offset, when)
 
     # -- IPv6 ------------------------------------------------------------------ #

@@ -259,9 +259,7 @@ def parse(data: bytes | bytearray | memoryview) -> CoapMessage:
     if tail is not None:
         known = _tails.get(tail)
         if known is not None:
-            made: CoapMessage = _Parts(mtype, code, mid, token, known[0], known[1])
-            made.__class__ = CoapMessage
-            return made
+            return _message(mtype, code, mid, token, known[0], known[1])
 
     options: list[Option] = []
     number = 0
